@@ -1,0 +1,892 @@
+"""PyAV (libav*) backend: one demux of the container feeds the video and the audio decoder.
+
+Conventions (documented for the processors that build on them):
+
+* Times are seconds from the media start, i.e. the container's ``start_time`` (the earliest stream start),
+  which is the origin ffmpeg's command line uses too. Files whose pts start at, say, 10 s therefore start at 0.
+* Native frames are numbered in presentation order from the first decoded frame.
+* Only frames that are selected are converted to RGB (``rgb24`` via swscale) and kept; the others are
+  decoded (inter-frame codecs need them) and dropped, so long high-resolution clips are never materialised.
+* Audio is converted with PyAV's ``AudioResampler`` (libswresample through an ``aformat`` graph, the same
+  resampler and default downmix matrix as ``ffmpeg -ar R -ac N``) to float32 planar.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+import av
+import numpy as np
+
+from ...errors import MediaDecodingError
+from ..frame_rate import count_output_frames, make_rate_mapper
+from ..source import MediaSource
+from ..types import AudioStreamInfo, DecodedMedia, MediaDecodingWarning, MediaInfo, VideoStreamInfo
+from .base import DecodeRequest, MediaBackend
+
+__all__ = ["PyAVBackend"]
+
+_AV_TIME_BASE = 1_000_000
+# Audio fed to the resampler before/after a requested window, so that its filter has settled at the edges.
+_AUDIO_MARGIN = Fraction(1, 10)
+# Consecutive packets that fail to decode before we give up on a stream.
+_MAX_DECODE_ERRORS = 50
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _frac(x) -> Fraction | None:
+    return None if x is None else Fraction(x)
+
+
+def _is_attached_picture(stream) -> bool:
+    try:
+        return bool(int(stream.disposition) & int(av.stream.Disposition.attached_pic))
+    except (AttributeError, TypeError, ValueError):
+        return False
+
+
+def _pick_streams(container):
+    video = next((s for s in container.streams.video if not _is_attached_picture(s)), None)
+    audio = container.streams.audio[0] if container.streams.audio else None
+    return video, audio
+
+
+def _origin(container) -> Fraction:
+    if container.start_time is not None:
+        return Fraction(container.start_time, _AV_TIME_BASE)
+    starts = [
+        s.start_time * s.time_base for s in container.streams if s.start_time is not None and s.time_base is not None
+    ]
+    return min(starts) if starts else Fraction(0)
+
+
+def _stream_start(stream, origin: Fraction) -> Fraction | None:
+    if stream.start_time is None or stream.time_base is None:
+        return None
+    return stream.start_time * stream.time_base - origin
+
+
+def _stream_duration(stream) -> Fraction | None:
+    if stream.duration is None or stream.time_base is None or stream.duration <= 0:
+        return None
+    return stream.duration * stream.time_base
+
+
+def _parse_clock(text) -> Fraction | None:
+    """``HH:MM:SS.fffffffff`` (Matroska ``DURATION`` tags) as exact seconds."""
+    try:
+        h, m, sec = str(text).strip().split(":")
+        return int(h) * 3600 + int(m) * 60 + Fraction(sec)
+    except (ValueError, TypeError):
+        return None
+
+
+def _stream_end(stream, origin: Fraction) -> Fraction | None:
+    """End of a stream (seconds from the media start) from the container's metadata, if it states one.
+
+    mp4/avi/wav/flac store a stream duration; ffmpeg's Matroska/WebM muxer stores the end time in a
+    per-stream ``DURATION`` tag (absolute, like the timestamps).
+    """
+    dur = _stream_duration(stream)
+    if dur is not None:
+        return (_stream_start(stream, origin) or Fraction(0)) + dur
+    try:
+        tag = stream.metadata.get("DURATION")
+    except AttributeError:
+        tag = None
+    end = _parse_clock(tag) if tag else None
+    if end is not None and end > 0:
+        return end - origin
+    return None
+
+
+def _native_fps(stream) -> Fraction | None:
+    for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
+        if rate is not None and rate > 0:
+            return Fraction(rate)
+    return None
+
+
+def _container_duration(container) -> Fraction | None:
+    if container.duration is not None and container.duration > 0:
+        return Fraction(container.duration, _AV_TIME_BASE)
+    return None
+
+
+def _media_duration(container, origin: Fraction) -> Fraction | None:
+    """Length of the media from its start: the latest audio/video stream end when the container states the
+    stream ends (Matroska's own duration counts from timestamp 0, not from the start), else the container's."""
+    ends = [
+        _stream_end(s, origin) for s in list(container.streams.video) + list(container.streams.audio)
+        if not _is_attached_picture(s)
+    ]
+    ends = [e for e in ends if e is not None and e > 0]
+    if ends:
+        return max(ends)
+    return _container_duration(container)
+
+
+def _ceil(x: Fraction) -> int:
+    return -math.floor(-x)
+
+
+@dataclass
+class _PacketScan:
+    times: list[Fraction]  # presentation times of video packets, sorted, seconds from the media start
+    durations: list[Fraction | None]
+    end: Fraction | None
+    complete: bool
+    error: str | None = None
+
+
+def _scan_video_packets(container, stream, origin: Fraction) -> _PacketScan:
+    """Demux (no decoding) the video stream and collect packet times: an exact frame count and timeline."""
+    tb = stream.time_base
+    entries: list[tuple[Fraction, Fraction | None]] = []
+    complete, error = True, None
+    try:
+        for packet in container.demux(stream):
+            if packet.size == 0:
+                continue
+            ts = packet.pts if packet.pts is not None else packet.dts
+            if ts is None:
+                continue
+            dur = packet.duration * tb if packet.duration else None
+            entries.append((ts * tb - origin, dur))
+    except (av.error.FFmpegError, OSError, EOFError) as exc:
+        complete, error = False, _describe(exc)
+    entries.sort(key=lambda e: e[0])
+    times = [e[0] for e in entries]
+    durations = [e[1] for e in entries]
+    end = None
+    if entries:
+        fps = _native_fps(stream)
+        last_dur = durations[-1] or (1 / fps if fps else Fraction(0))
+        end = times[-1] + last_dur
+    return _PacketScan(times, durations, end, complete, error)
+
+
+@dataclass
+class _VideoState:
+    stream: Any
+    origin: Fraction
+    native_fps: Fraction | None
+    rate: Fraction | None
+    mapper: Any
+    start: Fraction | None
+    end: Fraction | None
+    wanted: set[int] | None  # window-relative sequence indices to keep (None = all)
+    seq_count: int | None = None  # known (or estimated) length of the windowed sequence
+    seq_count_exact: bool = False
+    g_first: int | None = None  # global sequence index of the window's first frame
+    native_count: int = 0
+    last_time: Fraction | None = None
+    last_duration: Fraction | None = None
+    recent: dict = field(default_factory=dict)  # native index -> av.VideoFrame (the last two)
+    converted: dict = field(default_factory=dict)  # native index -> rgb array (selected ones only)
+    kept: dict = field(default_factory=dict)  # window index -> (native index, time)
+    produced: int = 0  # number of window-sequence frames seen so far
+    done: bool = False
+    window_passed: bool = False
+    tail: list = field(default_factory=list)  # (time, duration) of every demuxed video packet
+    finished_stream: bool = False
+    errors: int = 0
+    width: int | None = None
+    height: int | None = None
+
+    # -- sequence bookkeeping ------------------------------------------------------------------------
+    def _window_index(self, g: int, tau: Fraction) -> int | None:
+        if self.rate is None:
+            if self.start is not None and tau < self.start:
+                return None
+            if self.end is not None and tau >= self.end:
+                self.done = self.window_passed = True
+                return None
+            if self.g_first is None:
+                self.g_first = g
+            return g - self.g_first
+        g_lo = max(0, _ceil(self.start * self.rate)) if self.start is not None else 0
+        if g < g_lo:
+            return None
+        if self.end is not None and g >= _ceil(self.end * self.rate):
+            self.done = self.window_passed = True
+            return None
+        self.g_first = g_lo
+        return g - g_lo
+
+    def _take(self, g: int, native_index: int, tau: Fraction) -> None:
+        j = self._window_index(g, tau)
+        if j is None:
+            return
+        self.produced = max(self.produced, j + 1)
+        if self.wanted is not None and j not in self.wanted:
+            return
+        if j not in self.kept:
+            if native_index not in self.converted:
+                frame = self.recent[native_index]
+                self.converted[native_index] = frame.to_ndarray(format="rgb24")
+            self.kept[j] = (native_index, tau)
+        if self.wanted is not None and len(self.kept) == len(self.wanted):
+            self.done = True
+
+    def push(self, frame) -> None:
+        tb = frame.time_base or self.stream.time_base
+        ts = frame.pts
+        if ts is not None and tb is not None:
+            t = ts * tb - self.origin
+        elif self.last_time is not None:
+            step = self.last_duration or (1 / self.native_fps if self.native_fps else Fraction(1, 25))
+            t = self.last_time + step
+        else:
+            t = Fraction(0)
+        dur = frame.duration * tb if getattr(frame, "duration", 0) and tb is not None else None
+        i = self.native_count
+        self.native_count += 1
+        self.last_time, self.last_duration = t, dur
+        if self.width is None:
+            self.width, self.height = frame.width, frame.height
+        self.recent[i] = frame
+        for old in [k for k in self.recent if k < i - 1]:
+            del self.recent[old]
+        if self.mapper is None:
+            self._take(i, i, t)
+        else:
+            for src, k in self.mapper.push(i, t, dur):
+                self._take(k, src, Fraction(k) / self.rate)
+
+    @property
+    def counting_tail(self) -> bool:
+        """All selected frames are in, but the sequence length is not known exactly: keep demuxing (no decoding)."""
+        return self.done and not self.window_passed and not self.finished_stream and not (
+            self.seq_count is not None and self.seq_count_exact
+        )
+
+    def record_tail(self, packet) -> None:
+        ts = packet.pts if packet.pts is not None else packet.dts
+        if packet.size and ts is not None:
+            tb = packet.time_base or self.stream.time_base
+            self.tail.append((ts * tb - self.origin, packet.duration * tb if packet.duration else None))
+
+    def finish_from_tail(self) -> None:
+        """Complete the sequence count from packet times (frames after the last decoded one are not decoded)."""
+        for t, dur in sorted(e for e in self.tail if self.last_time is None or e[0] > self.last_time):
+            i = self.native_count
+            self.native_count += 1
+            self.last_time, self.last_duration = t, dur
+            if self.mapper is None:
+                self._take(i, i, t)
+            else:
+                for src, k in self.mapper.push(i, t, dur):
+                    self._take(k, src, Fraction(k) / self.rate)
+        self.finish()
+
+    def finish(self) -> None:
+        self.finished_stream = True
+        if self.mapper is not None and self.last_time is not None:
+            step = self.last_duration or (1 / self.native_fps if self.native_fps else Fraction(0))
+            for src, k in self.mapper.finish(self.last_time + step):
+                self._take(k, src, Fraction(k) / self.rate)
+        self.recent.clear()
+
+
+def _validate_indices(indices, source_name: str) -> list[int]:
+    if isinstance(indices, (str, bytes)):
+        raise MediaDecodingError(f"{source_name}: frame_indices must be a sequence of integers, got {indices!r}")
+    arr = np.asarray(indices)
+    if arr.ndim > 1:
+        raise MediaDecodingError(f"{source_name}: frame_indices must be one-dimensional, got shape {arr.shape}")
+    arr = arr.reshape(-1)
+    if arr.size and arr.dtype.kind not in "iu":
+        integral = arr.dtype.kind == "f" and bool(np.all(np.isfinite(arr))) and bool(np.all(np.mod(arr, 1) == 0))
+        if not integral:
+            raise MediaDecodingError(
+                f"{source_name}: frame_indices must be integers, got {arr.dtype} values {arr[:5].tolist()}"
+            )
+    values = [int(v) for v in arr.tolist()]
+    negative = [v for v in values if v < 0]
+    if negative:
+        raise MediaDecodingError(
+            f"{source_name}: frame_indices must be >= 0 (counted from the first frame), got {negative[:5]}"
+        )
+    return values
+
+
+class PyAVBackend(MediaBackend):
+    name = "pyav"
+
+    # -- opening ---------------------------------------------------------------------------------------
+    def _open(self, source: MediaSource):
+        try:
+            return av.open(source.open_binary(), mode="r", metadata_errors="ignore")
+        except av.error.FFmpegError as exc:
+            raise MediaDecodingError(
+                f"{source.name}: could not be opened as audio/video ({_describe(exc)}); expected a media container "
+                "(mp4, mkv, webm, avi, wav, flac, mp3, ogg, ...) — the file may be corrupt, truncated or not media"
+            ) from exc
+        except (OSError, EOFError, ValueError, TypeError) as exc:
+            raise MediaDecodingError(f"{source.name}: could not be read ({_describe(exc)})") from exc
+
+    # -- probe -----------------------------------------------------------------------------------------
+    def probe(self, source: MediaSource) -> MediaInfo:
+        container = self._open(source)
+        try:
+            return self._probe_open(container, source)
+        except MediaDecodingError:
+            raise
+        except (av.error.FFmpegError, OSError, EOFError, IndexError, ValueError) as exc:
+            raise MediaDecodingError(f"{source.name}: could not read media metadata ({_describe(exc)})") from exc
+        finally:
+            container.close()
+
+    def _video_info(self, container, stream, origin, count_packets: bool) -> VideoStreamInfo:
+        cc = stream.codec_context
+        fps = _native_fps(stream)
+        duration = _stream_duration(stream)
+        num_frames = stream.frames if stream.frames and stream.frames > 0 else None
+        exact = num_frames is not None
+        if num_frames is None and count_packets:
+            scan = _scan_video_packets(container, stream, origin)
+            num_frames = len(scan.times)
+            exact = scan.complete
+            if duration is None and scan.end is not None and scan.times:
+                duration = scan.end - scan.times[0]
+        if duration is None:
+            end = _stream_end(stream, origin)
+            start = _stream_start(stream, origin) or Fraction(0)
+            duration = end - start if end is not None else _container_duration(container)
+        if num_frames is None and duration is not None and fps:
+            num_frames, exact = int(round(duration * fps)), False
+        start = _stream_start(stream, origin)
+        return VideoStreamInfo(
+            num_frames=num_frames,
+            fps=float(fps) if fps else None,
+            width=cc.width or None,
+            height=cc.height or None,
+            duration=float(duration) if duration is not None else None,
+            start_time=float(start) if start is not None else None,
+            codec=cc.name,
+            native_fps=float(fps) if fps else None,
+            native_num_frames=num_frames,
+            num_frames_exact=exact,
+        )
+
+    def _audio_info(self, container, stream, origin) -> AudioStreamInfo:
+        cc = stream.codec_context
+        duration = _stream_duration(stream)
+        if duration is None:
+            end = _stream_end(stream, origin)
+            if end is not None:
+                duration = end - (_stream_start(stream, origin) or Fraction(0))
+        rate = cc.sample_rate or stream.rate or None
+        layout = None
+        channels = None
+        try:
+            layout = cc.layout.name
+            channels = len(cc.layout.channels)
+        except AttributeError:
+            channels = getattr(cc, "channels", None)
+        start = _stream_start(stream, origin)
+        return AudioStreamInfo(
+            sampling_rate=int(rate) if rate else None,
+            channels=channels,
+            layout=layout,
+            codec=cc.name,
+            duration=float(duration) if duration is not None else None,
+            start_time=float(start) if start is not None else None,
+            num_samples=int(round(duration * rate)) if duration is not None and rate else None,
+        )
+
+    def _probe_open(self, container, source: MediaSource) -> MediaInfo:
+        origin = _origin(container)
+        vstream, astream = _pick_streams(container)
+        video = self._video_info(container, vstream, origin, count_packets=True) if vstream is not None else None
+        audio = self._audio_info(container, astream, origin) if astream is not None else None
+        duration = _media_duration(container, origin)
+        if duration is None:
+            candidates = [x.duration for x in (video, audio) if x is not None and x.duration is not None]
+            duration = max(candidates) if candidates else None
+        return MediaInfo(
+            source=source.name,
+            format_name=container.format.name if container.format else None,
+            duration=float(duration) if duration is not None else None,
+            start_time=float(origin) if container.start_time is not None else None,
+            has_video=vstream is not None,
+            has_audio=astream is not None,
+            video=video,
+            audio=audio,
+            num_video_streams=sum(1 for s in container.streams.video if not _is_attached_picture(s)),
+            num_audio_streams=len(container.streams.audio),
+        )
+
+    # -- decode ----------------------------------------------------------------------------------------
+    def decode(self, source: MediaSource, request: DecodeRequest) -> DecodedMedia:
+        container = self._open(source)
+        try:
+            plan = self._plan(container, source, request)
+            if plan["needs_scan"]:
+                if source.reopenable:
+                    container.close()
+                    scan_container = self._open(source)
+                    try:
+                        scan_stream = plan["vstream_index_ref"](scan_container)
+                        plan["scan"] = _scan_video_packets(scan_container, scan_stream, plan["origin"])
+                    finally:
+                        scan_container.close()
+                    container = self._open(source)
+                    plan = self._plan(container, source, request, scan=plan["scan"])
+                else:  # pragma: no cover - as_media_source buffers non-seekable inputs
+                    plan = self._plan(container, source, request, scan=None, allow_scan=False)
+            return self._decode_open(container, source, request, plan)
+        except MediaDecodingError:
+            raise
+        except (av.error.FFmpegError, OSError, EOFError, IndexError, KeyError, ZeroDivisionError) as exc:
+            raise MediaDecodingError(f"{source.name}: decoding failed ({_describe(exc)})") from exc
+        finally:
+            container.close()
+
+    def _plan(self, container, source, req: DecodeRequest, scan: _PacketScan | None = None, allow_scan: bool = True):
+        origin = _origin(container)
+        vstream, astream = _pick_streams(container)
+        name = source.name
+        found = f"found {len(container.streams.video)} video / {len(container.streams.audio)} audio stream(s)"
+        if req.require_video and vstream is None:
+            raise MediaDecodingError(f"{name}: no video stream, but require_video=True ({found})")
+        if req.require_audio and astream is None:
+            raise MediaDecodingError(f"{name}: no audio stream, but require_audio=True ({found})")
+        plan: dict[str, Any] = {
+            "origin": origin,
+            "vstream": vstream if req.video else None,
+            "astream": astream if req.audio else None,
+            "needs_scan": False,
+            "scan": scan,
+            "video_info": None,
+            "wanted": None,
+            "requested": None,
+        }
+        if vstream is not None:
+            index = vstream.index
+            plan["vstream_index_ref"] = lambda c: c.streams[index]
+        if not req.video or vstream is None:
+            return plan
+
+        fps = _native_fps(vstream)
+        start = Fraction(req.start_time).limit_denominator(10**9) if req.start_time is not None else None
+        end = Fraction(req.end_time).limit_denominator(10**9) if req.end_time is not None else None
+        rate = req.frame_rate
+        vinfo = self._video_info(container, vstream, origin, count_packets=False)
+        stream_start = _stream_start(vstream, origin) or Fraction(0)
+        stream_dur = _stream_duration(vstream)
+        meta_end = _stream_end(vstream, origin)
+
+        count, exact = None, False
+        if rate is None:
+            if start is None and end is None and vstream.frames and vstream.frames > 0:
+                count, exact = int(vstream.frames), True
+            elif scan is not None:
+                times = [t for t in scan.times if (start is None or t >= start) and (end is None or t < end)]
+                count, exact = len(times), scan.complete
+        else:
+            total = None
+            if req.frame_rate_mode == "fps_filter":
+                if scan is not None and scan.end is not None:
+                    total = count_output_frames("fps_filter", rate, scan.times, scan.durations, scan.end)
+                    exact = scan.complete
+                elif meta_end is not None:
+                    total, exact = count_output_frames("fps_filter", rate, [stream_start], [None], meta_end), True
+            elif scan is not None and scan.end is not None:
+                total = count_output_frames(
+                    "cli_rate", rate, scan.times, scan.durations, scan.end,
+                    input_fps=_frac(vstream.guessed_rate) or fps, single_stream_input=len(container.streams) == 1,
+                )
+                exact = scan.complete
+            if total is not None:
+                lo = max(0, _ceil(start * rate)) if start is not None else 0
+                hi = min(total, _ceil(end * rate)) if end is not None else total
+                count = max(0, hi - lo)
+
+        selection = req.frame_indices
+        if callable(selection):
+            if count is None and scan is None and allow_scan:
+                plan["needs_scan"] = True
+                return plan
+            if count is None:  # estimate from metadata
+                dur = stream_dur or _container_duration(container)
+                seq_fps = rate or fps
+                if dur is not None and seq_fps:
+                    lo = start or Fraction(0)
+                    hi = min(end, dur) if end is not None else dur
+                    count, exact = max(0, int(round((hi - lo) * seq_fps))), False
+        seq_fps = rate or fps
+        plan["video_info"] = VideoStreamInfo(
+            num_frames=count,
+            fps=float(seq_fps) if seq_fps else None,
+            width=vinfo.width,
+            height=vinfo.height,
+            duration=(float(count / seq_fps) if count is not None and seq_fps else vinfo.duration),
+            start_time=vinfo.start_time,
+            codec=vinfo.codec,
+            native_fps=vinfo.native_fps,
+            native_num_frames=vinfo.native_num_frames,
+            num_frames_exact=exact,
+        )
+        if callable(selection):
+            info = plan["video_info"]
+            try:
+                chosen = selection(info)
+            except MediaDecodingError:
+                raise
+            except Exception as exc:
+                raise MediaDecodingError(
+                    f"{name}: the frame_indices callable failed on {info} ({_describe(exc)})"
+                ) from exc
+            plan["requested"] = _validate_indices(chosen, name)
+        elif selection is not None:
+            plan["requested"] = _validate_indices(selection, name)
+        if plan["requested"] is not None:
+            plan["wanted"] = set(plan["requested"])
+        plan["window"] = (start, end)
+        plan["rate"] = rate
+        plan["native_fps"] = fps
+        return plan
+
+    def _decode_open(self, container, source: MediaSource, req: DecodeRequest, plan) -> DecodedMedia:
+        name = source.name
+        origin = plan["origin"]
+        vstream, astream = plan["vstream"], plan["astream"]
+        problems: list[str] = []
+        start, end = (Fraction(req.start_time).limit_denominator(10**9) if req.start_time is not None else None,
+                      Fraction(req.end_time).limit_denominator(10**9) if req.end_time is not None else None)
+
+        vstate: _VideoState | None = None
+        if vstream is not None:
+            vstream.thread_type = "AUTO"
+            rate = plan["rate"]
+            mapper = None
+            if rate is not None:
+                mapper = make_rate_mapper(
+                    req.frame_rate_mode, rate,
+                    input_fps=_frac(vstream.guessed_rate) or plan["native_fps"],
+                    single_stream_input=len(container.streams) == 1,
+                )
+            info = plan["video_info"]
+            vstate = _VideoState(
+                stream=vstream, origin=origin, native_fps=plan["native_fps"], rate=rate, mapper=mapper,
+                start=start, end=end, wanted=plan["wanted"],
+                seq_count=info.num_frames if info else None, seq_count_exact=bool(info and info.num_frames_exact),
+            )
+            if vstate.wanted is not None and not vstate.wanted:
+                vstate.done = True
+
+        astate: _AudioState | None = None
+        if astream is not None:
+            astream.thread_type = "AUTO"
+            astate = _AudioState(astream, origin, req, name)
+
+        streams = [s for s in (vstream if vstate and not vstate.done else None, astream) if s is not None]
+        demux_error: str | None = None
+        video_packets = 0
+        if streams:
+            try:
+                for packet in container.demux(streams):
+                    st = packet.stream
+                    is_video = vstate is not None and st.index == vstate.stream.index
+                    if is_video:
+                        if vstate.done and not vstate.counting_tail:
+                            continue
+                        vstate.record_tail(packet)
+                        if vstate.done:
+                            continue
+                        if packet.size:
+                            video_packets += 1
+                        try:
+                            frames = packet.decode()
+                            vstate.errors = 0
+                        except av.error.FFmpegError as exc:
+                            vstate.errors += 1
+                            problems.append(f"video packet failed to decode ({_describe(exc)})")
+                            if vstate.errors > _MAX_DECODE_ERRORS:
+                                vstate.done = True
+                            continue
+                        for frame in frames:
+                            vstate.push(frame)
+                            if vstate.done:
+                                break
+                        if packet.size == 0 and not vstate.done:
+                            vstate.finish()
+                            vstate.done = True
+                    elif astate is not None and st.index == astate.stream.index:
+                        if astate.done:
+                            continue
+                        astate.push_packet(packet, problems)
+                    video_busy = vstate is not None and (not vstate.done or vstate.counting_tail)
+                    if not video_busy and (astate is None or astate.done):
+                        break
+            except (av.error.FFmpegError, OSError, EOFError) as exc:
+                demux_error = f"reading the file stopped early ({_describe(exc)})"
+        if vstate is not None and vstate.counting_tail and demux_error is None:
+            vstate.finish_from_tail()
+        if vstate is not None and not vstate.finished_stream and not (vstate.done and vstate.wanted is not None):
+            # Reached the end without a flush packet (demux error) or stopped at the window end.
+            vstate.finish()
+        if astate is not None:
+            astate.finish(problems)
+
+        # Truncation: the demuxer stopped, or the index promised more frames/samples than were there.
+        truncated = demux_error is not None
+        if demux_error:
+            problems.append(demux_error)
+        whole = start is None and end is None
+        if vstate is not None and vstate.finished_stream and whole and vstate.native_count:
+            if vstream.frames and vstream.frames > 0 and video_packets + 2 < vstream.frames:
+                truncated = True
+                problems.append(
+                    f"video stream index lists {vstream.frames} frames but only {video_packets} packets were found"
+                )
+            expected_end = _stream_end(vstream, origin)
+            step = vstate.last_duration or (1 / vstate.native_fps if vstate.native_fps else Fraction(0))
+            decoded_end = vstate.last_time + step
+            if expected_end is not None and decoded_end < expected_end - _tolerance(expected_end):
+                truncated = True
+                problems.append(
+                    f"video stream should last until {float(expected_end):.3f} s "
+                    f"but frames end at {float(decoded_end):.3f} s"
+                )
+        if astate is not None and astate.finished_stream and end is None:
+            expected_end = astate.metadata_end()
+            if (expected_end is not None and astate.decoded_end is not None
+                    and astate.decoded_end < expected_end - _tolerance(expected_end)):
+                truncated = True
+                problems.append(
+                    f"audio stream should last until {float(expected_end):.3f} s "
+                    f"but data ends at {float(astate.decoded_end):.3f} s"
+                )
+
+        # ---- assemble video ----------------------------------------------------------------------
+        frames = indices_out = times_out = src_out = None
+        seq_count = None
+        width = height = None
+        seq_fps = None
+        if vstate is not None:
+            width = vstate.width or vstream.codec_context.width or None
+            height = vstate.height or vstream.codec_context.height or None
+            seq_fps = plan["rate"] or plan["native_fps"]
+            if vstate.finished_stream:
+                seq_count = vstate.produced
+            elif vstate.seq_count is not None:
+                seq_count = vstate.seq_count
+            else:
+                seq_count = self._estimate_count(vstream, plan, container)
+            requested = plan["requested"]
+            if requested is None:
+                order = sorted(vstate.kept)
+            else:
+                missing = [j for j in requested if j not in vstate.kept]
+                if missing:
+                    what = "frame_rate-resampled" if plan["rate"] is not None else "native"
+                    msg = (f"frame indices {sorted(set(missing))[:8]} not available: the {what} frame sequence"
+                           f"{' in the requested window' if (start is not None or end is not None) else ''} has "
+                           f"{vstate.produced if vstate.finished_stream else seq_count} frames")
+                    if truncated or problems:
+                        problems.append(msg)
+                    else:
+                        raise MediaDecodingError(f"{name}: {msg}")
+                order = [j for j in requested if j in vstate.kept]
+            if order:
+                frames = np.stack([vstate.converted[vstate.kept[j][0]] for j in order])
+            else:
+                frames = np.zeros((0, height or 0, width or 0, 3), dtype=np.uint8)
+            indices_out = np.asarray(order, dtype=np.int64)
+            times_out = np.asarray([float(vstate.kept[j][1]) for j in order], dtype=np.float64)
+            src_out = np.asarray([vstate.kept[j][0] for j in order], dtype=np.int64)
+            if req.require_video and len(order) == 0 and (requested is None or len(requested) > 0):
+                raise MediaDecodingError(
+                    f"{name}: no video frame could be decoded (require_video=True){_tail(problems)}"
+                )
+
+        # ---- assemble audio ----------------------------------------------------------------------
+        audio = audio_start = None
+        sr = None
+        if astate is not None:
+            audio, sr, audio_start = astate.result()
+            if audio is None or audio.shape[-1] == 0:
+                msg = f"{name}: audio stream decoded to zero samples"
+                if start is not None or end is not None:
+                    msg += f" in the window [{req.start_time}, {req.end_time})"
+                if req.require_audio:
+                    raise MediaDecodingError(msg + _tail(problems))
+                problems.append(msg.split(": ", 1)[1])
+                audio = None
+
+        asked_no_frames = plan.get("requested") is not None and len(plan["requested"]) == 0
+        got_video = frames is not None and (frames.shape[0] > 0 or asked_no_frames)
+        got_audio = audio is not None
+        if (vstate is not None or astate is not None) and not got_video and not got_audio:
+            if truncated:
+                raise MediaDecodingError(
+                    f"{name}: nothing could be decoded; the file looks truncated or corrupt ({'; '.join(problems)})"
+                )
+            raise MediaDecodingError(f"{name}: no usable media data{_tail(problems)}")
+        if truncated or problems:
+            text = f"{name}: decoded only in part, the file looks truncated or corrupt: " + "; ".join(problems)
+            if not truncated:
+                text = f"{name}: " + "; ".join(problems)
+            warnings.warn(text, MediaDecodingWarning, stacklevel=4)
+
+        duration = _media_duration(container, origin)
+        if duration is None:
+            parts = [x for x in (_stream_duration(vstream) if vstream is not None else None,
+                                 _stream_duration(astream) if astream is not None else None) if x is not None]
+            duration = max(parts) if parts else None
+        if duration is None and audio is not None and sr:
+            duration = Fraction(audio.shape[-1], sr)
+        return DecodedMedia(
+            frames=frames,
+            frame_indices=indices_out,
+            frame_timestamps=times_out,
+            video_fps=float(seq_fps) if seq_fps else None,
+            num_video_frames=seq_count,
+            audio=audio,
+            sampling_rate=sr,
+            duration=float(duration) if duration is not None else None,
+            source=name,
+            source_frame_indices=src_out,
+            audio_start_time=float(audio_start) if audio_start is not None else None,
+            width=width,
+            height=height,
+            warnings=problems,
+        )
+
+    @staticmethod
+    def _estimate_count(vstream, plan, container) -> int | None:
+        info = plan.get("video_info")
+        if info is not None and info.num_frames is not None:
+            return info.num_frames
+        seq_fps = plan.get("rate") or plan.get("native_fps")
+        dur = _stream_duration(vstream) or _container_duration(container)
+        if dur is None or not seq_fps:
+            return None
+        start, end = plan.get("window", (None, None))
+        lo = start or Fraction(0)
+        hi = min(end, dur) if end is not None else dur
+        return max(0, int(round((hi - lo) * seq_fps)))
+
+
+def _tolerance(expected_end: Fraction) -> Fraction:
+    """Slack before a stream that ends early counts as truncated (metadata is rounded, last frames vary)."""
+    return max(Fraction(1, 4), expected_end / 50)
+
+
+def _tail(problems: list[str]) -> str:
+    return f" ({'; '.join(problems)})" if problems else ""
+
+
+class _AudioState:
+    """Collects decoded audio through one AudioResampler, then cuts the window / trims to the stream length."""
+
+    def __init__(self, stream, origin: Fraction, req: DecodeRequest, name: str):
+        self.stream = stream
+        self.origin = origin
+        self.req = req
+        self.name = name
+        self.start = Fraction(req.start_time).limit_denominator(10**9) if req.start_time is not None else None
+        self.end = Fraction(req.end_time).limit_denominator(10**9) if req.end_time is not None else None
+        layout = {"keep": None, "first": None, "mono": "mono", "stereo": "stereo"}[req.audio_channels]
+        self.resampler = av.AudioResampler(format="fltp", layout=layout, rate=req.sampling_rate)
+        self.chunks: list[np.ndarray] = []
+        self.first_time: Fraction | None = None  # time of the first sample fed to the resampler
+        self.next_time: Fraction | None = None
+        self.decoded_end: Fraction | None = None
+        self.out_rate: int | None = req.sampling_rate
+        self.in_rate: int | None = None
+        self.done = False
+        self.finished_stream = False
+        self.errors = 0
+
+    def _frame_time(self, frame) -> Fraction:
+        tb = frame.time_base or self.stream.time_base
+        if frame.pts is not None and tb is not None:
+            return frame.pts * tb - self.origin
+        if self.next_time is not None:
+            return self.next_time
+        return _stream_start(self.stream, self.origin) or Fraction(0)
+
+    def push_packet(self, packet, problems: list[str]) -> None:
+        try:
+            frames = packet.decode()
+            self.errors = 0
+        except av.error.FFmpegError as exc:
+            self.errors += 1
+            problems.append(f"audio packet failed to decode ({_describe(exc)})")
+            if self.errors > _MAX_DECODE_ERRORS:
+                self.done = True
+            return
+        for frame in frames:
+            self._push_frame(frame)
+        if packet.size == 0:
+            self.finished_stream = True
+            self.done = True
+
+    def _push_frame(self, frame) -> None:
+        if frame.samples == 0 or not frame.sample_rate:
+            return
+        t = self._frame_time(frame)
+        frame_end = t + Fraction(frame.samples, frame.sample_rate)
+        self.next_time = frame_end
+        self.decoded_end = frame_end if self.decoded_end is None else max(self.decoded_end, frame_end)
+        if self.start is not None and frame_end <= self.start - _AUDIO_MARGIN:
+            return
+        if self.end is not None and t >= self.end + _AUDIO_MARGIN:
+            self.done = True
+            return
+        if self.first_time is None:
+            self.first_time = t
+            self.in_rate = frame.sample_rate
+            if self.out_rate is None:
+                self.out_rate = frame.sample_rate
+        frame.pts = None  # the resampler only needs continuity; our own clock is `first_time`
+        for out in self.resampler.resample(frame):
+            self.chunks.append(out.to_ndarray())
+
+    def finish(self, problems: list[str]) -> None:
+        if self.first_time is None:
+            return
+        try:
+            for out in self.resampler.resample(None):
+                self.chunks.append(out.to_ndarray())
+        except av.error.FFmpegError as exc:  # pragma: no cover - flushing a valid graph does not fail
+            problems.append(f"audio resampler flush failed ({_describe(exc)})")
+
+    def metadata_end(self) -> Fraction | None:
+        return _stream_end(self.stream, self.origin)
+
+    def result(self):
+        if self.first_time is None or not self.chunks:
+            return None, self.out_rate, None
+        audio = np.concatenate(self.chunks, axis=-1).astype(np.float32, copy=False)
+        if self.req.audio_channels == "first":
+            audio = audio[:1]
+        sr = self.out_rate
+        lo_time = self.first_time
+        first = 0
+        if self.start is not None and self.start > self.first_time:
+            first = int(round((self.start - self.first_time) * sr))
+            lo_time = self.first_time + Fraction(first, sr)
+        stop_time = self.end
+        if self.req.trim_audio:
+            meta_end = self.metadata_end()
+            if meta_end is not None:
+                stop_time = meta_end if stop_time is None else min(stop_time, meta_end)
+        last = audio.shape[-1]
+        if stop_time is not None:
+            last = min(last, max(first, int(round((stop_time - self.first_time) * sr))))
+        # Not clipped: float codecs (AAC, Opus, MP3) may overshoot 1.0 slightly, kept as ffmpeg's f32le output keeps it.
+        audio = np.ascontiguousarray(audio[:, first:last])
+        return audio, sr, lo_time
