@@ -1,0 +1,444 @@
+"""Shared base classes for every family's preprocessing (feature extractors, frame processors, processors).
+
+Family modules only configure these: a feature extractor implements ``_extract``, an image processor sets
+defaults, a processor says how to decode a file (``_media_decode_kwargs``) and which frames to keep.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from transformers.feature_extraction_sequence_utils import SequenceFeatureExtractor
+from transformers.feature_extraction_utils import BatchFeature
+from transformers.image_processing_utils import BaseImageProcessor
+from transformers.processing_utils import ProcessorMixin
+
+from ..features.frames import (
+    center_crop_frames,
+    normalize_frames,
+    rescale_frames,
+    resize_frames,
+    to_channels_first,
+)
+from ..features.resample import resample
+from ..features.validation import check_waveform
+
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "AudioVisualProcessor",
+    "FrameImageProcessor",
+    "WaveformFeatureExtractor",
+    "as_waveform_list",
+    "to_return_tensors",
+]
+
+IMAGENET_MEAN = [0.485, 0.456, 0.406]
+IMAGENET_STD = [0.229, 0.224, 0.225]
+
+# More channels than this in a [C, N] clip almost surely means a channels-last [N, C] array.
+_MAX_CHANNELS = 16
+
+
+def to_return_tensors(data: dict[str, torch.Tensor], return_tensors: str | None) -> BatchFeature:
+    """Wrap torch outputs in a ``BatchFeature``: torch for ``"pt"``, numpy otherwise (``None`` or ``"np"``)."""
+    if return_tensors not in (None, "pt", "np"):
+        raise ValueError(f"return_tensors must be 'pt', 'np' or None, got {return_tensors!r}.")
+    if return_tensors == "pt":
+        return BatchFeature(data=data, tensor_type="pt")
+    return BatchFeature(data={key: value.numpy() for key, value in data.items()}, tensor_type=return_tensors)
+
+
+def _as_tensor(array, name: str) -> torch.Tensor:
+    if isinstance(array, torch.Tensor):
+        tensor = array.detach().cpu()
+    elif isinstance(array, np.ndarray):
+        tensor = torch.from_numpy(np.ascontiguousarray(array))
+    elif isinstance(array, (list, tuple)) and array and all(isinstance(v, (int, float)) for v in array):
+        tensor = torch.tensor(array, dtype=torch.float32)
+    else:
+        raise ValueError(f"{name}: expected a numpy array, a torch tensor or a list of floats, got {type(array).__name__}.")
+    if tensor.dtype in (torch.int16, torch.int32):
+        raise ValueError(
+            f"{name}: integer PCM ({tensor.dtype}) is ambiguous; convert to float in [-1, 1] first "
+            "(e.g. int16 / 32768, as torchaudio.load does)."
+        )
+    if not tensor.is_floating_point():
+        raise ValueError(f"{name}: expected floating-point samples, got dtype {tensor.dtype}.")
+    return tensor.to(torch.float32)
+
+
+def as_waveform_list(raw_audio) -> list[torch.Tensor]:
+    """Normalise audio input to a list of float32 ``[C, N]`` tensors (one per clip).
+
+    Layout rules (the time axis is always last):
+      * a list/tuple of arrays: one clip each, ``[N]`` (mono) or ``[C, N]`` (channels first);
+      * a single ``[N]`` array: one mono clip;
+      * a single ``[B, N]`` array: a batch of mono clips (Transformers' convention);
+      * a single ``[B, C, N]`` array: a batch of multi-channel clips.
+    Wrap one multi-channel clip in a list: ``fe([stereo], ...)``.
+    """
+    if isinstance(raw_audio, (list, tuple)) and raw_audio and not isinstance(raw_audio[0], (int, float)):
+        clips = [_as_tensor(clip, f"audio[{i}]") for i, clip in enumerate(raw_audio)]
+        for i, clip in enumerate(clips):
+            if clip.ndim not in (1, 2):
+                raise ValueError(f"audio[{i}]: expected [N] or [C, N], got shape {tuple(clip.shape)}.")
+    else:
+        if isinstance(raw_audio, (list, tuple)) and not raw_audio:
+            raise ValueError("audio: empty list.")
+        tensor = _as_tensor(raw_audio, "audio")
+        if tensor.ndim == 1:
+            clips = [tensor]
+        elif tensor.ndim == 2:
+            clips = list(tensor)
+        elif tensor.ndim == 3:
+            clips = list(tensor)
+        else:
+            raise ValueError(f"audio: expected [N], [B, N] or [B, C, N], got shape {tuple(tensor.shape)}.")
+    waveforms = []
+    for i, clip in enumerate(clips):
+        clip = clip.unsqueeze(0) if clip.ndim == 1 else clip
+        if clip.numel() == 0:
+            raise ValueError(f"audio[{i}]: empty audio (shape {tuple(clip.shape)}).")
+        if clip.shape[0] > _MAX_CHANNELS or clip.shape[0] > clip.shape[1]:
+            raise ValueError(
+                f"audio[{i}]: shape {tuple(clip.shape)} looks channels-last; pass [channels, samples]."
+            )
+        check_waveform(clip, name=f"audio[{i}]")
+        waveforms.append(clip)
+    return waveforms
+
+
+class WaveformFeatureExtractor(SequenceFeatureExtractor):
+    """Base of hf_av's audio feature extractors: input checks, resampling, batching; subclasses build features.
+
+    Args:
+        feature_size (`int`): size of the last axis of the features (mel bins, or 1 for waveforms).
+        sampling_rate (`int`): the rate the model expects, in Hz.
+        padding_value (`float`): value used for padding by ``SequenceFeatureExtractor.pad``.
+        resample_input (`bool`, *optional*, defaults to `True`): resample audio given at another
+            ``sampling_rate`` (windowed-sinc, :func:`hf_av.features.resample`); if `False` such input is refused.
+    """
+
+    model_input_names = ["input_values"]
+
+    def __init__(self, feature_size: int, sampling_rate: int, padding_value: float = 0.0, resample_input: bool = True, **kwargs):
+        kwargs.setdefault("return_attention_mask", False)  # fixed-size outputs: no padding mask
+        super().__init__(feature_size=feature_size, sampling_rate=sampling_rate, padding_value=padding_value, **kwargs)
+        self.resample_input = resample_input
+
+    def prepare_waveforms(self, raw_audio, sampling_rate: int | None) -> list[torch.Tensor]:
+        """Checked float32 ``[C, N]`` clips at ``self.sampling_rate``."""
+        waveforms = as_waveform_list(raw_audio)
+        if sampling_rate is None:
+            raise ValueError(
+                f"{type(self).__name__}: pass `sampling_rate=` with raw audio (this extractor expects "
+                f"{self.sampling_rate} Hz); silent rate mismatches give wrong features."
+            )
+        if sampling_rate != self.sampling_rate:
+            if not self.resample_input:
+                raise ValueError(
+                    f"{type(self).__name__} expects {self.sampling_rate} Hz audio, got {sampling_rate} Hz "
+                    "(resample_input=False)."
+                )
+            waveforms = [resample(w, int(sampling_rate), int(self.sampling_rate)) for w in waveforms]
+        return waveforms
+
+    def _extract(self, waveforms: list[torch.Tensor], **kwargs) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def __call__(self, raw_audio, sampling_rate: int | None = None, return_tensors: str | None = None, **kwargs) -> BatchFeature:
+        """Features for one clip or a batch (see :func:`as_waveform_list` for accepted layouts)."""
+        waveforms = self.prepare_waveforms(raw_audio, sampling_rate)
+        return to_return_tensors(self._extract(waveforms, **kwargs), return_tensors)
+
+
+class FrameImageProcessor(BaseImageProcessor):
+    """Frame pipeline shared by the families: rescale -> resize -> centre crop -> normalise, in torch.
+
+    Args:
+        do_resize (`bool`): resize frames.
+        size (`dict`): ``{"shortest_edge": n}`` (keep aspect ratio) or ``{"height": h, "width": w}`` (exact).
+        interpolation (`str`): ``"bilinear"``, ``"bicubic"`` or ``"nearest"`` (``align_corners=False``).
+        antialias (`bool`): low-pass filter when downscaling (PIL-like); off for torchvision < 0.17 behaviour.
+        do_center_crop (`bool`): centre crop after resizing.
+        crop_size (`dict`): ``{"height": h, "width": w}`` of the crop.
+        do_rescale (`bool`): multiply by ``rescale_factor`` (uint8 -> [0, 1]).
+        rescale_factor (`float`): scale applied when ``do_rescale``.
+        do_normalize (`bool`): ``(x - image_mean) / image_std`` per channel.
+        image_mean, image_std (`list[float]`): normalisation constants (ImageNet by default).
+    """
+
+    model_input_names = ["pixel_values"]
+    do_resize = True
+    size = {"shortest_edge": 224}
+    interpolation = "bilinear"
+    antialias = True
+    do_center_crop = False
+    crop_size = None
+    do_rescale = True
+    rescale_factor = 1 / 255
+    do_normalize = True
+    image_mean = IMAGENET_MEAN
+    image_std = IMAGENET_STD
+    _settings = (
+        "do_resize", "size", "interpolation", "antialias", "do_center_crop", "crop_size",
+        "do_rescale", "rescale_factor", "do_normalize", "image_mean", "image_std",
+    )  # fmt: skip
+
+    def __init__(self, **kwargs):
+        settings = {name: kwargs.pop(name, None) for name in self._settings}
+        super().__init__(**kwargs)
+        for name, value in settings.items():
+            setattr(self, name, list(value) if isinstance(value, tuple) else (value if value is not None else _copy(getattr(type(self), name))))
+        self._check_settings()
+
+    def _check_settings(self) -> None:
+        if self.do_resize and not (
+            isinstance(self.size, dict) and ("shortest_edge" in self.size or {"height", "width"} <= set(self.size))
+        ):
+            raise ValueError(f"size must be {{'shortest_edge': n}} or {{'height': h, 'width': w}}, got {self.size!r}.")
+        if self.do_center_crop and not (isinstance(self.crop_size, dict) and {"height", "width"} <= set(self.crop_size)):
+            raise ValueError(f"crop_size must be {{'height': h, 'width': w}}, got {self.crop_size!r}.")
+
+    def preprocess_frames(self, frames, **overrides) -> torch.Tensor:
+        """Frames ``[..., H, W, C]`` or ``[..., C, H, W]`` (uint8 or float) -> float32 ``[..., 3, H', W']``."""
+        settings = {name: overrides.pop(name, getattr(self, name)) for name in self._settings}
+        if overrides:
+            raise ValueError(f"Unknown image processing arguments: {sorted(overrides)}.")
+        frames = to_channels_first(frames)
+        if frames.shape[-3] == 4:
+            frames = frames[..., :3, :, :]  # drop alpha
+        if frames.shape[-3] == 1:
+            frames = frames.expand(*frames.shape[:-3], 3, *frames.shape[-2:])
+        if frames.dtype == torch.uint8 and not settings["do_rescale"]:
+            frames = frames.to(torch.float32)
+        elif settings["do_rescale"]:
+            frames = rescale_frames(frames, settings["rescale_factor"])
+        else:
+            frames = frames.to(torch.float32)
+        if settings["do_resize"]:
+            size = settings["size"]
+            target = size["shortest_edge"] if "shortest_edge" in size else (size["height"], size["width"])
+            frames = resize_frames(frames, target, mode=settings["interpolation"], antialias=settings["antialias"])
+        if settings["do_center_crop"]:
+            frames = center_crop_frames(frames, (settings["crop_size"]["height"], settings["crop_size"]["width"]))
+        if settings["do_normalize"]:
+            frames = normalize_frames(frames, settings["image_mean"], settings["image_std"])
+        return frames.contiguous()
+
+    def preprocess(self, images, return_tensors: str | None = None, **overrides) -> BatchFeature:
+        """``pixel_values`` ``[B, 3, H, W]`` for images, ``[B, T, 3, H, W]`` for videos.
+
+        Accepts one image (``[H, W, C]`` / ``[C, H, W]``, PIL), a batch array ``[B, H, W, C]``, a list of images
+        (sizes may differ), a list of equal-length videos (``[T, H, W, C]`` each) or a ``[B, T, H, W, C]`` array.
+        """
+        if isinstance(images, (list, tuple)):
+            if not images:
+                raise ValueError("images: empty list.")
+            tensors = [_image_to_tensor(image, f"images[{i}]") for i, image in enumerate(images)]
+            if len({tuple(t.shape) for t in tensors}) == 1:
+                pixel_values = self.preprocess_frames(torch.stack(tensors), **overrides)
+            else:  # different input sizes: resize one by one, outputs share the configured size
+                pixel_values = torch.stack([self.preprocess_frames(t, **overrides) for t in tensors])
+        else:
+            tensor = _image_to_tensor(images, "images")
+            if tensor.ndim not in (3, 4, 5):
+                raise ValueError(f"images: expected 3-, 4- or 5-dim input, got shape {tuple(tensor.shape)}.")
+            pixel_values = self.preprocess_frames(tensor.unsqueeze(0) if tensor.ndim == 3 else tensor, **overrides)
+        return to_return_tensors({"pixel_values": pixel_values}, return_tensors)
+
+    def __call__(self, images, return_tensors: str | None = None, **kwargs) -> BatchFeature:
+        return self.preprocess(images, return_tensors=return_tensors, **kwargs)
+
+
+def _copy(value):
+    return dict(value) if isinstance(value, dict) else list(value) if isinstance(value, (list, tuple)) else value
+
+
+def _image_to_tensor(image, name: str) -> torch.Tensor:
+    if hasattr(image, "convert") and hasattr(image, "size") and not isinstance(image, (np.ndarray, torch.Tensor)):
+        image = np.asarray(image.convert("RGB"))  # PIL image
+    if isinstance(image, np.ndarray):
+        image = torch.from_numpy(np.ascontiguousarray(image))
+    if not isinstance(image, torch.Tensor):
+        raise ValueError(f"{name}: expected a numpy array, torch tensor or PIL image, got {type(image).__name__}.")
+    return image
+
+
+class AudioVisualProcessor(ProcessorMixin):
+    """Base of the family processors: sub-processor loading by concrete class, and file decoding.
+
+    Subclasses set ``sub_processor_classes`` (attribute name -> class) and implement
+    ``_media_decode_kwargs`` (how to decode a file like the original extraction did) and
+    ``_pixel_values_from_images`` (how ``images=`` arrays map to ``pixel_values``). ``from_pretrained``
+    loads each sub-processor with its concrete class, so it works with or without Auto registration.
+    """
+
+    sub_processor_classes: ClassVar[dict[str, type]] = {}
+    # Whether one decoded clip yields one frame ([B, 3, H, W]) or a frame sequence ([B, T, 3, H, W]).
+    single_frame_per_clip: ClassVar[bool] = False
+    # Family options accepted by __call__ (anything else is a typo and is refused).
+    call_options: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
+        attributes = cls.get_attributes()
+        if not all(name in cls.sub_processor_classes for name in attributes):
+            return super()._get_arguments_from_pretrained(pretrained_model_name_or_path, processor_dict, **kwargs)
+        return [
+            cls.sub_processor_classes[name].from_pretrained(pretrained_model_name_or_path, **kwargs)
+            for name in attributes
+        ]
+
+    def _media_decode_kwargs(self, **call_kwargs) -> dict[str, Any]:
+        """Arguments for ``hf_av.media.decode_media`` that emulate the family's offline extraction."""
+        raise NotImplementedError
+
+    def decode(self, source, **call_kwargs):
+        """Decode one file (path, URL, bytes or file object) once, audio and frames together."""
+        from ..media import decode_media  # PyAV stays off the import path of hf_av.features
+
+        return decode_media(source, **self._media_decode_kwargs(**call_kwargs))
+
+    @staticmethod
+    def _as_sources(videos) -> list:
+        if isinstance(videos, (str, os.PathLike, bytes)) or hasattr(videos, "read"):
+            return [videos]
+        if isinstance(videos, Sequence) and not isinstance(videos, str) and len(videos) > 0:
+            return list(videos)
+        raise ValueError(f"videos: expected a path or a non-empty list of paths, got {videos!r:.80}.")
+
+    def _pixel_values_from_images(self, images, **call_kwargs) -> torch.Tensor:
+        return self.image_processor(images, return_tensors="pt")["pixel_values"]
+
+    def _audio_kwargs(self, **call_kwargs) -> dict[str, Any]:
+        return {}
+
+    def __call__(
+        self,
+        videos=None,
+        audio=None,
+        images=None,
+        sampling_rate: int | None = None,
+        return_tensors: str | None = None,
+        **kwargs,
+    ) -> BatchFeature:
+        """Model-ready inputs from files (``videos=``) or from arrays (``audio=`` and/or ``images=``).
+
+        Args:
+            videos: a path (or bytes / file object) or a list of them; each is decoded once with
+                ``hf_av.media.decode_media`` the way the original extraction scripts did.
+            audio: raw audio (see :func:`as_waveform_list`), with ``sampling_rate``.
+            images: frames (see the image processor); for multi-frame families one ``[T, H, W, C]`` array
+                is one clip.
+            return_tensors: ``"pt"`` for torch tensors, ``None``/``"np"`` for numpy.
+            kwargs: family options (e.g. CAV-MAE's ``frame_index``).
+        """
+        unknown = sorted(set(kwargs) - set(self.call_options))
+        if unknown:
+            raise ValueError(f"{type(self).__name__} got unknown arguments {unknown}; options: {list(self.call_options)}.")
+        if videos is not None:
+            if audio is not None or images is not None:
+                raise ValueError("Pass either videos= (files) or audio=/images= (arrays), not both.")
+            audio, images, rates = [], [], set()
+            for source in self._as_sources(videos):
+                decoded = self.decode(source, **kwargs)
+                if decoded.audio is None or decoded.sampling_rate is None:
+                    raise ValueError(f"{source}: the file has no audio track (this model needs audio and frames).")
+                if decoded.frames is None or len(decoded.frames) == 0:
+                    raise ValueError(f"{source}: no video frames could be decoded.")
+                audio.append(decoded.audio)
+                rates.add(int(decoded.sampling_rate))
+                images.append(decoded.frames)
+            if len(rates) != 1:
+                raise ValueError(f"Decoded audio came back at several rates {sorted(rates)}; expected one.")
+            sampling_rate = rates.pop()
+            pixel_values = torch.stack(
+                [self.image_processor.preprocess_frames(torch.from_numpy(np.asarray(f))) for f in images]
+            )
+            if self.single_frame_per_clip and pixel_values.shape[1] == 1:
+                pixel_values = pixel_values[:, 0]
+            data = {"pixel_values": pixel_values}
+        elif audio is None and images is None:
+            raise ValueError("Nothing to process: pass videos=, audio= or images=.")
+        else:
+            data = {} if images is None else {"pixel_values": self._pixel_values_from_images(images, **kwargs)}
+        if audio is not None:
+            features = self.feature_extractor(
+                audio, sampling_rate=sampling_rate, return_tensors="pt", **self._audio_kwargs(**kwargs)
+            )
+            data = {**dict(features), **data}
+        return to_return_tensors(data, return_tensors)
+
+
+def kaldi_fbank_per_clip(signals: list[torch.Tensor], **fbank_kwargs) -> list[torch.Tensor]:
+    """Kaldi fbank of 1-D signals of any lengths: equal-length signals share one batched call."""
+    from ..features.kaldi import kaldi_fbank
+
+    by_length: dict[int, list[int]] = {}
+    for index, signal in enumerate(signals):
+        by_length.setdefault(signal.shape[-1], []).append(index)
+    outputs: list[torch.Tensor | None] = [None] * len(signals)
+    for indices in by_length.values():
+        features = kaldi_fbank(torch.stack([signals[i] for i in indices]), channel=None, **fbank_kwargs)
+        for row, index in enumerate(indices):
+            outputs[index] = features[row]
+    return outputs
+
+
+def pad_or_cut_rows(features: torch.Tensor, target_length: int, value: float = 0.0) -> torch.Tensor:
+    """Pad ``[T, F]`` at the end with ``value`` or keep the first ``target_length`` rows."""
+    missing = target_length - features.shape[0]
+    if missing > 0:
+        return torch.nn.functional.pad(features, (0, 0, 0, missing), value=value)
+    return features[:target_length]
+
+
+class SegmentedClipProcessor(AudioVisualProcessor):
+    """Processors of the AVE-style families (LAVisH, DG-SCT): ``num_segments`` frames per clip.
+
+    From files: frames resampled to ``frame_rate`` fps (the extraction's ``ffmpeg -r 8``), then the frames
+    ``np.linspace(1, n, num_segments, dtype=int)`` (1-based) of that sequence; audio decoded at the feature
+    extractor's rate with ``audio_channels``. ``images=``: one ``[T, H, W, C]`` array is one clip; a list of
+    them or a ``[B, T, H, W, C]`` array is a batch. ``pixel_values`` is ``[B, T, 3, H, W]``.
+    """
+
+    frame_rate: ClassVar[float] = 8.0
+    num_segments: ClassVar[int] = 10
+    audio_channels: ClassVar[str] = "keep"
+
+    def _media_decode_kwargs(self, **unused):
+        from ..features.frames import linspace_frame_indices
+
+        def select(info):
+            if not info.num_frames:
+                raise ValueError("Frame sampling needs the number of frames of the (resampled) video.")
+            return linspace_frame_indices(info.num_frames, self.num_segments)
+
+        return {
+            "video": True,
+            "audio": True,
+            "frame_rate": self.frame_rate,
+            "frame_rate_mode": "cli_rate",  # the extraction ran `ffmpeg -i clip -r 8 %04d.jpg`
+            "frame_indices": select,
+            "sampling_rate": self.feature_extractor.sampling_rate,
+            "audio_channels": self.audio_channels,
+            "require_audio": True,
+            "require_video": True,
+        }
+
+    def _pixel_values_from_images(self, images, **unused):
+        if isinstance(images, (np.ndarray, torch.Tensor)) and images.ndim == 4:
+            images = images[None]  # one clip of T frames
+        pixel_values = self.image_processor(images, return_tensors="pt")["pixel_values"]
+        if pixel_values.ndim != 5:
+            raise ValueError(
+                f"{type(self).__name__} expects frame sequences ([T, H, W, C] per clip), got images giving "
+                f"pixel_values of shape {tuple(pixel_values.shape)}."
+            )
+        return pixel_values
