@@ -1,0 +1,1096 @@
+"""PyTorch CAV-MAE: Contrastive Audio-Visual Masked Autoencoder (Gong et al., ICLR 2023).
+
+Layout of the network (names used here -> names of the original `src/models/cav_mae.py`):
+
+* `audio_embeddings` / `visual_embeddings` (`patch_embed_a/v`, `pos_embed_a/v`, `modality_a/v`): 16x16 patches + a
+  2-D position table + a learned "modality type" vector. Audio `[B, T, 128]` is transposed to an image of height =
+  mel bins and width = frames, so audio tokens are frequency-major: index = frequency_patch * T/16 + time_patch.
+* `audio_layers` / `visual_layers` (`blocks_a/v`): modality-specific pre-norm ViT layers.
+* `shared_layers` (`blocks_u`): layers shared by both modalities with THREE LayerNorm sets sharing attention + MLP:
+  `"joint"` (original `norm1/norm2`, used on the concatenated audio+visual sequence), `"audio"` (`norm1_a/norm2_a`)
+  and `"visual"` (`norm1_v/norm2_v`), each used on one modality alone.
+* `audio_layernorm` / `visual_layernorm` / `joint_layernorm` (`norm_a`, `norm_v`, `norm`): final LayerNorms.
+* `decoder` (pre-training only): the MAE decoder; `classifier` (`mlp_head`): LayerNorm + Linear on mean-pooled tokens.
+
+There is no CLS token: every pooled representation is a mean over tokens.
+"""
+
+
+import math
+import random
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+from transformers import initialization as init
+from transformers.utils import ModelOutput, logging
+
+from ..common.embeddings import PatchEmbeddings, sincos_2d
+from ..common.layers import TransformerBlock
+from .configuration_cav_mae import AUDIO_MASK_MODES, CLASSIFICATION_MODES, CavMaeConfig
+
+logger = logging.get_logger(__name__)
+
+SHARED_NORM_SETS = ("joint", "audio", "visual")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Outputs
+# ---------------------------------------------------------------------------------------------------------------------
+@dataclass
+class CavMaeModelOutput(ModelOutput):
+    """Output of `CavMaeModel`.
+
+    Args:
+        loss: contrastive InfoNCE loss on the (unmasked) clip embeddings, only with `return_loss=True` and both
+            modalities (single direction or bidirectional per `config.bidirectional_contrastive_loss`, unweighted).
+        audio_last_hidden_state (`[B, L_audio, D]`): audio tokens after the audio tower, the shared layers with the
+            audio LayerNorm set and `audio_layernorm` -- the original `forward_feat` audio output.
+        visual_last_hidden_state (`[B, L_visual, D]`, or `[B, T, L_visual, D]` for several frames): the same for frames.
+        joint_last_hidden_state (`[B, L_audio + L_visual, D]`, or `[B, T, ...]` for several frames): the multimodal
+            stream (audio tokens then visual tokens through the shared layers with the joint LayerNorm set and
+            `joint_layernorm`); only when both modalities are given. With several frames the audio is paired with
+            every frame.
+        audio_embeds (`[B, D]`): mean-pooled, L2-normalised audio tokens (the retrieval embedding of the original
+            `retrieval.py`).
+        visual_embeds (`[B, D]`): the same for the visual tokens (over all frames when several are given).
+        logits_per_audio (`[B_audio, B_visual]`): `audio_embeds @ visual_embeds.T / config.contrastive_temperature`.
+        logits_per_visual (`[B_visual, B_audio]`): its transpose. The original single-direction loss is a
+            cross-entropy over each row of `logits_per_visual` (every clip's frame picks its audio).
+        audio_hidden_states / visual_hidden_states: per-layer states of the modality streams (embedding output, each
+            modality-specific layer, each shared layer), with `output_hidden_states=True`.
+        joint_hidden_states: input of the shared layers and the output of each, for the joint stream.
+        audio_attentions / visual_attentions / joint_attentions: attention probabilities per layer
+            (`[B, heads, N, N]`), with `output_attentions=True` (computed eagerly for that call).
+    """
+
+    loss: torch.FloatTensor | None = None
+    audio_last_hidden_state: torch.FloatTensor | None = None
+    visual_last_hidden_state: torch.FloatTensor | None = None
+    joint_last_hidden_state: torch.FloatTensor | None = None
+    audio_embeds: torch.FloatTensor | None = None
+    visual_embeds: torch.FloatTensor | None = None
+    logits_per_audio: torch.FloatTensor | None = None
+    logits_per_visual: torch.FloatTensor | None = None
+    audio_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    visual_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    joint_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    audio_attentions: tuple[torch.FloatTensor, ...] | None = None
+    visual_attentions: tuple[torch.FloatTensor, ...] | None = None
+    joint_attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+@dataclass
+class CavMaeForPreTrainingOutput(ModelOutput):
+    """Output of `CavMaeForPreTraining` (original `CAVMAE.forward` / `forward_encoder` / `forward_decoder`).
+
+    Args:
+        loss: `loss_mae + loss_contrastive`.
+        loss_mae: `mae_loss_weight * (loss_mae_audio + loss_mae_visual)`.
+        loss_mae_audio / loss_mae_visual: mean squared error over the removed patches (targets per-patch normalised
+            when `norm_pix_loss`).
+        loss_contrastive: `contrastive_loss_weight * InfoNCE` on the mean-pooled visible tokens.
+        contrastive_accuracy: fraction of clips whose own audio (and visual, bidirectional) is the arg-max.
+        audio_reconstruction (`[B, L_audio, patch_size**2]`) / visual_reconstruction (`[B, L_visual, 3 * patch_size**2]`):
+            decoder predictions for every patch in original token order (the original `pred_a` / `pred_v`).
+        audio_mask / visual_mask (`[B, L]`, float): 1 = removed, 0 = kept, in original token order.
+        audio_ids_restore / visual_ids_restore (`[B, L]`, int64): argsort of the shuffle (un-shuffles the sequence).
+        joint_last_hidden_state (`[B, kept_audio + kept_visual, D]`): the encoder latent (original `latent`), kept
+            tokens in shuffled order, audio first.
+        audio_last_hidden_state / visual_last_hidden_state: the contrastive-stream latents (original `latent_c_a/v`).
+        *_hidden_states / *_attentions: per-layer states / attention probabilities of each stream and the decoder.
+    """
+
+    loss: torch.FloatTensor | None = None
+    loss_mae: torch.FloatTensor | None = None
+    loss_mae_audio: torch.FloatTensor | None = None
+    loss_mae_visual: torch.FloatTensor | None = None
+    loss_contrastive: torch.FloatTensor | None = None
+    contrastive_accuracy: torch.FloatTensor | None = None
+    audio_reconstruction: torch.FloatTensor | None = None
+    visual_reconstruction: torch.FloatTensor | None = None
+    audio_mask: torch.FloatTensor | None = None
+    visual_mask: torch.FloatTensor | None = None
+    audio_ids_restore: torch.LongTensor | None = None
+    visual_ids_restore: torch.LongTensor | None = None
+    joint_last_hidden_state: torch.FloatTensor | None = None
+    audio_last_hidden_state: torch.FloatTensor | None = None
+    visual_last_hidden_state: torch.FloatTensor | None = None
+    audio_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    visual_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    joint_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    decoder_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    audio_attentions: tuple[torch.FloatTensor, ...] | None = None
+    visual_attentions: tuple[torch.FloatTensor, ...] | None = None
+    joint_attentions: tuple[torch.FloatTensor, ...] | None = None
+    decoder_attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+@dataclass
+class CavMaeAudioVisualClassifierOutput(ModelOutput):
+    """Output of `CavMaeForAudioVisualClassification`.
+
+    Args:
+        loss: classification loss (with `labels`), computed on `logits`.
+        logits (`[B, num_labels]`): class scores. With several frames, the inverse link of the frame-averaged
+            probabilities (see the class docstring), so `sigmoid`/`softmax` of them gives the averaged probabilities.
+        per_frame_logits (`[B, T, num_labels]`): logits of every frame, only for `[B, T, 3, H, W]` input with a mode
+            that uses frames.
+        pooled_output (`[B(*T), D]`): the mean-pooled representation fed to the classifier.
+        *_hidden_states / *_attentions: per-layer states / attention probabilities of the streams the mode runs.
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    per_frame_logits: torch.FloatTensor | None = None
+    pooled_output: torch.FloatTensor | None = None
+    audio_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    visual_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    joint_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    audio_attentions: tuple[torch.FloatTensor, ...] | None = None
+    visual_attentions: tuple[torch.FloatTensor, ...] | None = None
+    joint_attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Functional pieces (public: the tests and the conversion checks call them)
+# ---------------------------------------------------------------------------------------------------------------------
+def random_masking(
+    tokens: torch.Tensor, mask_ratio: float, noise: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """MAE per-sample masking by sorting noise: small noise = kept.
+
+    Keeps `int(L * (1 - mask_ratio))` tokens (the original's truncation). Returns the kept tokens in shuffled
+    order `[B, L_keep, D]`, the mask `[B, L]` (float, 1 = removed, original order) and `ids_restore` `[B, L]`.
+    With ratio 0 nothing is removed but the tokens are still permuted, exactly like the original.
+    """
+    batch_size, length, width = tokens.shape
+    if noise.shape != (batch_size, length):
+        raise ValueError(f"mask noise must have shape {(batch_size, length)}, got {tuple(noise.shape)}")
+    len_keep = int(length * (1 - mask_ratio))
+    ids_shuffle = torch.argsort(noise, dim=1)
+    ids_restore = torch.argsort(ids_shuffle, dim=1)
+    ids_keep = ids_shuffle[:, :len_keep]
+    kept = torch.gather(tokens, 1, ids_keep.unsqueeze(-1).expand(-1, -1, width))
+    mask = torch.ones(batch_size, length, device=tokens.device, dtype=tokens.dtype)
+    mask[:, :len_keep] = 0
+    mask = torch.gather(mask, 1, ids_restore)
+    return kept, mask, ids_restore
+
+
+def structure_audio_noise(
+    noise: torch.Tensor,
+    mask_ratio: float,
+    mode: str,
+    frequency_patches: int,
+    time_patches: int,
+    rng: random.Random | None = None,
+) -> torch.Tensor:
+    """Structured audio masking of the original ablations: force whole time columns / mel rows out.
+
+    Sets the noise of the chosen columns (`"time"`: `int(time_patches * r)` of them), rows (`"freq"`:
+    `int(frequency_patches * r)`) or both (`"tf"`: `int(time_patches * r * 0.7)` columns, then
+    `int(frequency_patches * r * 0.7)` rows) to 1.1 so the argsort removes them; the rest of the removal count comes
+    from the noise. The choice uses Python's `random` (module-level state unless `rng` is given) with the same call
+    order as the original, so seeding `random` and passing the original `torch.rand` draw reproduces its masks.
+    The original hard-codes a 8 x 64 grid; here the grid follows the config. Returns a new tensor.
+    """
+    if mode not in AUDIO_MASK_MODES or mode == "unstructured":
+        raise ValueError(f"structured audio mask mode must be one of {AUDIO_MASK_MODES[1:]}, got {mode!r}")
+    rng = rng if rng is not None else random
+    batch_size = noise.shape[0]
+    grid = noise.reshape(batch_size, frequency_patches, time_patches).clone()
+    if mode == "time":
+        for i in range(batch_size):
+            for k in rng.sample(range(time_patches), int(time_patches * mask_ratio)):
+                grid[i, :, k] = 1.1
+    elif mode == "freq":
+        for i in range(batch_size):
+            for k in rng.sample(range(frequency_patches), int(frequency_patches * mask_ratio)):
+                grid[i, k, :] = 1.1
+    else:
+        for i in range(batch_size):
+            for k in rng.sample(range(time_patches), int(time_patches * mask_ratio * 0.7)):
+                grid[i, :, k] = 1.1
+        for i in range(batch_size):
+            for k in rng.sample(range(frequency_patches), int(frequency_patches * mask_ratio * 0.7)):
+                grid[i, k, :] = 1.1
+    return grid.reshape(batch_size, -1)
+
+
+def patchify(images: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """`[B, C, H, W]` -> `[B, (H/p)*(W/p), p*p*C]`; within a patch the index is `(row*p + col)*C + channel`."""
+    batch_size, channels, height, width = images.shape
+    rows, cols = height // patch_size, width // patch_size
+    x = images.reshape(batch_size, channels, rows, patch_size, cols, patch_size)
+    x = torch.einsum("nchpwq->nhwpqc", x)
+    return x.reshape(batch_size, rows * cols, patch_size * patch_size * channels)
+
+
+def audio_to_image(input_values: torch.Tensor) -> torch.Tensor:
+    """Time-major fbank `[B, T, F]` -> one-channel image `[B, 1, F, T]` (height = mel bins, width = frames)."""
+    return input_values.unsqueeze(1).transpose(2, 3)
+
+
+def masked_reconstruction_loss(
+    prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, norm_pix_loss: bool
+) -> torch.Tensor:
+    """Mean squared error per patch, averaged over the removed patches only (original `forward_mae_loss`).
+
+    With `norm_pix_loss` each target patch is normalised by its mean and UNBIASED variance (+1e-6), as the original.
+    """
+    if norm_pix_loss:
+        mean = target.mean(dim=-1, keepdim=True)
+        var = target.var(dim=-1, keepdim=True)
+        target = (target - mean) / (var + 1.0e-6) ** 0.5
+    loss = ((prediction - target) ** 2).mean(dim=-1)
+    return (loss * mask).sum() / mask.sum()
+
+
+def contrastive_loss(
+    audio_representation: torch.Tensor,
+    visual_representation: torch.Tensor,
+    temperature: float,
+    bidirectional: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """InfoNCE of the original `forward_contrastive` (unweighted); returns `(loss, accuracy)`.
+
+    Representations are L2-normalised; `S = A V^T / temperature`. Single direction (default, as the original):
+    `-mean(diag(log_softmax(S, dim=0)))`, i.e. every visual clip must pick its audio among the batch; accuracy is
+    the fraction of columns whose arg-max is the diagonal. Bidirectional: the mean with the same on `S^T`.
+    """
+    audio = nn.functional.normalize(audio_representation, dim=-1)
+    visual = nn.functional.normalize(visual_representation, dim=-1)
+    similarity = torch.mm(audio, visual.t()) / temperature
+    targets = torch.arange(similarity.shape[0], device=similarity.device)
+
+    def one_direction(scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        nce = -torch.mean(torch.diag(nn.functional.log_softmax(scores, dim=0)))
+        accuracy = torch.sum(torch.eq(torch.argmax(scores, dim=0), targets)) / scores.shape[0]
+        return nce, accuracy
+
+    nce, accuracy = one_direction(similarity)
+    if bidirectional:
+        nce_t, accuracy_t = one_direction(similarity.t())
+        nce, accuracy = (nce + nce_t) / 2, (accuracy + accuracy_t) / 2
+    return nce, accuracy
+
+
+def _run_layers(
+    layers: nn.ModuleList,
+    hidden_states: torch.Tensor,
+    norm_set: str | None,
+    all_hidden_states: list | None,
+    all_attentions: list | None,
+) -> torch.Tensor:
+    """Run `layers` in sequence, appending each output / attention map to the given lists when they exist."""
+    for layer in layers:
+        hidden_states, attention = layer(
+            hidden_states, norm_set=norm_set, output_attentions=all_attentions is not None
+        )
+        if all_hidden_states is not None:
+            all_hidden_states.append(hidden_states)
+        if all_attentions is not None:
+            all_attentions.append(attention)
+    return hidden_states
+
+
+def _as_tuple(items: list | None) -> tuple | None:
+    return tuple(items) if items is not None else None
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Modules
+# ---------------------------------------------------------------------------------------------------------------------
+class CavMaeAudioEmbeddings(nn.Module):
+    """Normalised fbank `[B, T, num_mel_bins]` -> audio tokens `[B, L_audio, D]` (patches + position + modality)."""
+
+    def __init__(self, config: CavMaeConfig):
+        super().__init__()
+        self.config = config
+        self.patch_embeddings = PatchEmbeddings(1, config.hidden_size, config.patch_size)
+        self.position_embeddings = nn.Parameter(torch.zeros(1, config.num_audio_patches, config.hidden_size))
+        self.modality_embedding = nn.Parameter(torch.zeros(1, 1, config.hidden_size))
+
+    def forward(self, input_values: torch.Tensor) -> torch.Tensor:
+        expected = (self.config.audio_length, self.config.num_mel_bins)
+        if input_values.dim() != 3 or tuple(input_values.shape[1:]) != expected:
+            raise ValueError(
+                f"input_values must be a time-major normalised fbank of shape [batch, {expected[0]}, {expected[1]}] "
+                f"(config.audio_length, config.num_mel_bins), got {tuple(input_values.shape)}; "
+                "CavMaeFeatureExtractor pads/cuts waveforms' fbanks to this length"
+            )
+        input_values = input_values.to(self.patch_embeddings.projection.weight.dtype)
+        tokens = self.patch_embeddings(audio_to_image(input_values))
+        return tokens + self.position_embeddings + self.modality_embedding
+
+
+class CavMaeVisualEmbeddings(nn.Module):
+    """Frames `[B, 3, H, W]` -> visual tokens `[B, L_visual, D]` (patches + position + modality)."""
+
+    def __init__(self, config: CavMaeConfig):
+        super().__init__()
+        self.config = config
+        self.patch_embeddings = PatchEmbeddings(config.num_channels, config.hidden_size, config.patch_size)
+        self.position_embeddings = nn.Parameter(torch.zeros(1, config.num_visual_patches, config.hidden_size))
+        self.modality_embedding = nn.Parameter(torch.zeros(1, 1, config.hidden_size))
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        size = self.config.image_size
+        if pixel_values.dim() != 4 or tuple(pixel_values.shape[1:]) != (self.config.num_channels, size, size):
+            raise ValueError(
+                f"pixel_values must have shape [batch, {self.config.num_channels}, {size}, {size}] "
+                f"(or [batch, frames, ...]), got {tuple(pixel_values.shape)}"
+            )
+        pixel_values = pixel_values.to(self.patch_embeddings.projection.weight.dtype)
+        tokens = self.patch_embeddings(pixel_values)
+        return tokens + self.position_embeddings + self.modality_embedding
+
+
+class CavMaeDecoder(nn.Module):
+    """The MAE decoder of pre-training: re-inserts mask tokens, adds decoder position/modality embeddings, runs
+    `decoder_num_hidden_layers` layers and predicts the pixels of every audio and visual patch."""
+
+    def __init__(self, config: CavMaeConfig):
+        super().__init__()
+        self.config = config
+        width = config.decoder_hidden_size
+        self.embed = nn.Linear(config.hidden_size, width)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, width))
+        self.audio_modality_embedding = nn.Parameter(torch.zeros(1, 1, width))
+        self.visual_modality_embedding = nn.Parameter(torch.zeros(1, 1, width))
+        self.audio_position_embeddings = nn.Parameter(torch.zeros(1, config.num_audio_patches, width))
+        self.visual_position_embeddings = nn.Parameter(torch.zeros(1, config.num_visual_patches, width))
+        self.layers = nn.ModuleList(
+            [
+                TransformerBlock(
+                    config,
+                    width,
+                    config.decoder_num_attention_heads,
+                    config.decoder_intermediate_size,
+                    layer_norm_eps=config.layer_norm_eps,
+                    hidden_act=config.hidden_act,
+                    qkv_bias=config.qkv_bias,
+                    attention_dropout=config.attention_probs_dropout_prob,
+                    hidden_dropout=config.hidden_dropout_prob,
+                )
+                for _ in range(config.decoder_num_hidden_layers)
+            ]
+        )
+        self.layernorm = nn.LayerNorm(width, eps=config.layer_norm_eps)
+        self.audio_prediction = nn.Linear(width, config.patch_size**2)
+        self.visual_prediction = nn.Linear(width, config.patch_size**2 * config.num_channels)
+
+    def forward(
+        self,
+        latent: torch.Tensor,
+        audio_ids_restore: torch.Tensor,
+        visual_ids_restore: torch.Tensor,
+        num_kept_audio: int,
+        all_hidden_states: list | None = None,
+        all_attentions: list | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.embed(latent)
+        batch_size, _, width = x.shape
+        num_audio = audio_ids_restore.shape[1]
+        num_visual = visual_ids_restore.shape[1]
+        num_kept_visual = x.shape[1] - num_kept_audio
+        # Every sample removes the same number of tokens (true for all masking modes), so one count serves the batch.
+        audio = torch.cat([x[:, :num_kept_audio], self.mask_token.expand(batch_size, num_audio - num_kept_audio, width)], 1)
+        audio = torch.gather(audio, 1, audio_ids_restore.unsqueeze(-1).expand(-1, -1, width))
+        visual = torch.cat(
+            [x[:, num_kept_audio:], self.mask_token.expand(batch_size, num_visual - num_kept_visual, width)], 1
+        )
+        visual = torch.gather(visual, 1, visual_ids_restore.unsqueeze(-1).expand(-1, -1, width))
+        # position first, then modality: the original's order of additions (keeps results bit-identical)
+        audio = audio + self.audio_position_embeddings + self.audio_modality_embedding
+        visual = visual + self.visual_position_embeddings + self.visual_modality_embedding
+        x = torch.cat([audio, visual], dim=1)
+        if all_hidden_states is not None:
+            all_hidden_states.append(x)
+        x = _run_layers(self.layers, x, None, all_hidden_states, all_attentions)
+        x = self.layernorm(x)
+        return self.audio_prediction(x[:, :num_audio]), self.visual_prediction(x[:, num_audio:])
+
+
+class CavMaeClassificationHead(nn.Module):
+    """LayerNorm + Linear on the mean-pooled representation (original `mlp_head`)."""
+
+    def __init__(self, config: CavMaeConfig):
+        super().__init__()
+        self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dense = nn.Linear(config.hidden_size, config.num_labels)
+
+    def forward(self, pooled_output: torch.Tensor) -> torch.Tensor:
+        return self.dense(self.layernorm(pooled_output))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Models
+# ---------------------------------------------------------------------------------------------------------------------
+class CavMaePreTrainedModel(PreTrainedModel):
+    """Weight initialisation and Transformers plumbing shared by the CAV-MAE models.
+
+    Initialisation follows the original: Xavier-uniform Linear weights and zero biases, patch convolutions
+    initialised like a Linear over the flattened patch, LayerNorms at 1/0, modality embeddings and the mask token
+    N(0, 0.02), and every position table set to the fixed 2-D sin-cos table. Values loaded from a checkpoint are
+    never overwritten (`transformers.initialization` skips them).
+    """
+
+    config: CavMaeConfig
+    base_model_prefix = "cav_mae"
+    main_input_name = "input_values"
+    input_modalities = ("audio", "video")
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["CavMaeAudioEmbeddings", "CavMaeVisualEmbeddings", "TransformerBlock"]
+    _supports_sdpa = True
+    _supports_attention_backend = True
+    # the class default for `trainable_position_embeddings=None` (original: CAVMAEFT tr_pos=True)
+    _default_trainable_position_embeddings = True
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        config = self.config
+        if isinstance(module, nn.Linear):
+            init.xavier_uniform_(module.weight)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.Conv2d):
+            # the original initialises the patch projection like nn.Linear on the flattened [D, C*p*p] weight
+            fan_in = module.weight[0].numel()
+            fan_out = module.weight.shape[0]
+            bound = math.sqrt(6.0 / (fan_in + fan_out))
+            init.uniform_(module.weight, -bound, bound)
+            if module.bias is not None:
+                # the original leaves PyTorch's default Conv2d bias init
+                init.uniform_(module.bias, -1.0 / math.sqrt(fan_in), 1.0 / math.sqrt(fan_in))
+        elif isinstance(module, nn.LayerNorm):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+        elif isinstance(module, CavMaeAudioEmbeddings):
+            init.normal_(module.modality_embedding, std=config.initializer_range)
+            table = sincos_2d(config.hidden_size, config.audio_frequency_patches, config.audio_time_patches)
+            init.copy_(module.position_embeddings, table.unsqueeze(0))
+        elif isinstance(module, CavMaeVisualEmbeddings):
+            init.normal_(module.modality_embedding, std=config.initializer_range)
+            table = sincos_2d(config.hidden_size, config.visual_grid_size, config.visual_grid_size)
+            init.copy_(module.position_embeddings, table.unsqueeze(0))
+        elif isinstance(module, CavMaeDecoder):
+            for parameter in (module.mask_token, module.audio_modality_embedding, module.visual_modality_embedding):
+                init.normal_(parameter, std=config.initializer_range)
+            width = config.decoder_hidden_size
+            audio_table = sincos_2d(width, config.audio_frequency_patches, config.audio_time_patches)
+            visual_table = sincos_2d(width, config.visual_grid_size, config.visual_grid_size)
+            init.copy_(module.audio_position_embeddings, audio_table.unsqueeze(0))
+            init.copy_(module.visual_position_embeddings, visual_table.unsqueeze(0))
+
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        # Loading re-creates the parameters, which resets `requires_grad`; re-apply the position-table policy.
+        loaded = super().from_pretrained(*args, **kwargs)
+        model = loaded[0] if isinstance(loaded, tuple) else loaded
+        if isinstance(model, CavMaePreTrainedModel):
+            model._set_position_embeddings_trainable()
+        return loaded
+
+    def _set_position_embeddings_trainable(self) -> None:
+        """Freeze or unfreeze every position table per `config.trainable_position_embeddings` (None: class default)."""
+        trainable = self.config.trainable_position_embeddings
+        if trainable is None:
+            trainable = self._default_trainable_position_embeddings
+        for name, parameter in self.named_parameters():
+            if name.endswith("position_embeddings"):
+                parameter.requires_grad_(trainable)
+
+    def _output_flags(self, output_hidden_states, output_attentions, return_dict) -> tuple[bool, bool, bool]:
+        config = self.config
+        output_hidden_states = config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        output_attentions = config.output_attentions if output_attentions is None else output_attentions
+        return_dict = config.return_dict if return_dict is None else return_dict
+        return bool(output_hidden_states), bool(output_attentions), bool(return_dict)
+
+
+class CavMaeModel(CavMaePreTrainedModel):
+    """The CAV-MAE encoder: audio tower, visual tower, shared layers; token features, clip embeddings, similarity.
+
+    `forward(input_values, pixel_values)`: either input alone runs that modality alone; both also run the joint
+    stream and give the CLIP-like similarity logits. The per-modality token features equal the original
+    `forward_feat` (modality-specific layers, shared layers with that modality's LayerNorm set, `norm_a/norm_v`).
+
+    Several frames `[B, T, 3, H, W]`: every frame is encoded on its own (`visual_last_hidden_state` is
+    `[B, T, L_visual, D]`, `visual_embeds` pools over all tokens of all frames); the joint stream pairs the audio
+    with every frame. Hidden states / attentions of multi-frame streams are reported with batch `B * T`.
+    """
+
+    def __init__(self, config: CavMaeConfig):
+        super().__init__(config)
+        self.config = config
+        self.audio_embeddings = CavMaeAudioEmbeddings(config)
+        self.visual_embeddings = CavMaeVisualEmbeddings(config)
+        self.audio_layers = nn.ModuleList([self._make_layer(config) for _ in range(config.num_modality_specific_layers)])
+        self.visual_layers = nn.ModuleList([self._make_layer(config) for _ in range(config.num_modality_specific_layers)])
+        self.shared_layers = nn.ModuleList(
+            [self._make_layer(config, SHARED_NORM_SETS) for _ in range(config.num_shared_layers)]
+        )
+        self.audio_layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.visual_layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.joint_layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.post_init()
+        self._set_position_embeddings_trainable()
+
+    @staticmethod
+    def _make_layer(config: CavMaeConfig, norm_sets: tuple[str, ...] = ("default",)) -> TransformerBlock:
+        return TransformerBlock(
+            config,
+            config.hidden_size,
+            config.num_attention_heads,
+            config.intermediate_size,
+            norm_sets=norm_sets,
+            layer_norm_eps=config.layer_norm_eps,
+            hidden_act=config.hidden_act,
+            qkv_bias=config.qkv_bias,
+            attention_dropout=config.attention_probs_dropout_prob,
+            hidden_dropout=config.hidden_dropout_prob,
+        )
+
+    def get_input_embeddings(self) -> nn.Module:
+        # audio is the main input (`main_input_name = "input_values"`)
+        return self.audio_embeddings.patch_embeddings
+
+    # Stream helpers (also used by the heads) -------------------------------------------------------------------------
+    def encode_modality_specific(
+        self, tokens: torch.Tensor, modality: str, all_hidden_states: list | None = None, all_attentions: list | None = None
+    ) -> torch.Tensor:
+        """Embedded (possibly masked) tokens -> output of the audio (`modality="audio"`) or visual tower."""
+        layers = self.audio_layers if modality == "audio" else self.visual_layers
+        if all_hidden_states is not None:
+            all_hidden_states.append(tokens)
+        return _run_layers(layers, tokens, None, all_hidden_states, all_attentions)
+
+    def encode_shared(
+        self,
+        tokens: torch.Tensor,
+        norm_set: str,
+        all_hidden_states: list | None = None,
+        all_attentions: list | None = None,
+        chained: bool = True,
+    ) -> torch.Tensor:
+        """Shared layers with the `"joint"`, `"audio"` or `"visual"` LayerNorm set, then the matching final LayerNorm.
+
+        `chained=False` feeds `tokens` to every shared layer and keeps the last output (the original pre-training
+        contrastive-stream quirk, see `CavMaeConfig.unchained_contrastive_stream`).
+        """
+        final_norm = {"joint": self.joint_layernorm, "audio": self.audio_layernorm, "visual": self.visual_layernorm}
+        if norm_set not in final_norm:
+            raise ValueError(f"norm_set must be one of {tuple(final_norm)}, got {norm_set!r}")
+        if chained:
+            hidden_states = _run_layers(self.shared_layers, tokens, norm_set, all_hidden_states, all_attentions)
+        else:
+            hidden_states = tokens
+            for layer in self.shared_layers:
+                hidden_states, attention = layer(tokens, norm_set=norm_set, output_attentions=all_attentions is not None)
+                if all_hidden_states is not None:
+                    all_hidden_states.append(hidden_states)
+                if all_attentions is not None:
+                    all_attentions.append(attention)
+        return final_norm[norm_set](hidden_states)
+
+    @staticmethod
+    def split_frames(pixel_values: torch.Tensor) -> tuple[torch.Tensor, int | None]:
+        """`[B, T, C, H, W]` -> (`[B*T, C, H, W]`, T); `[B, C, H, W]` -> (itself, None)."""
+        if pixel_values.dim() == 5:
+            batch_size, num_frames = pixel_values.shape[:2]
+            return pixel_values.reshape(batch_size * num_frames, *pixel_values.shape[2:]), num_frames
+        return pixel_values, None
+
+    def _embed_and_pool(self, tokens: torch.Tensor, batch_size: int) -> torch.Tensor:
+        pooled = tokens.reshape(batch_size, -1, tokens.shape[-1]).mean(dim=1)
+        return nn.functional.normalize(pooled, dim=-1)
+
+    def forward(
+        self,
+        input_values: torch.Tensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        return_loss: bool | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> CavMaeModelOutput | tuple:
+        r"""
+        input_values (`torch.FloatTensor` of shape `[batch, audio_length, num_mel_bins]`, *optional*):
+            normalised Kaldi fbank, time-major (`CavMaeFeatureExtractor` output).
+        pixel_values (`torch.FloatTensor` of shape `[batch, 3, H, W]` or `[batch, frames, 3, H, W]`, *optional*):
+            ImageNet-normalised frames (`CavMaeImageProcessor` output).
+        return_loss (`bool`, *optional*): also return the contrastive loss (needs both modalities).
+        """
+        if input_values is None and pixel_values is None:
+            raise ValueError("CavMaeModel needs input_values (audio), pixel_values (frames) or both")
+        output_hidden_states, output_attentions, return_dict = self._output_flags(
+            output_hidden_states, output_attentions, return_dict
+        )
+
+        def new_list(flag: bool) -> list | None:
+            return [] if flag else None
+
+        audio_hs, visual_hs, joint_hs = (new_list(output_hidden_states) for _ in range(3))
+        audio_attn, visual_attn, joint_attn = (new_list(output_attentions) for _ in range(3))
+
+        audio_tokens = audio_features = audio_embeds = None
+        if input_values is not None:
+            audio_tokens = self.encode_modality_specific(
+                self.audio_embeddings(input_values), "audio", audio_hs, audio_attn
+            )
+            audio_features = self.encode_shared(audio_tokens, "audio", audio_hs, audio_attn)
+            audio_embeds = self._embed_and_pool(audio_features, audio_features.shape[0])
+
+        visual_tokens = visual_features = visual_embeds = None
+        num_frames = None
+        if pixel_values is not None:
+            frames, num_frames = self.split_frames(pixel_values)
+            batch_size = pixel_values.shape[0]
+            visual_tokens = self.encode_modality_specific(self.visual_embeddings(frames), "visual", visual_hs, visual_attn)
+            visual_features = self.encode_shared(visual_tokens, "visual", visual_hs, visual_attn)
+            visual_embeds = self._embed_and_pool(visual_features, batch_size)
+            if num_frames is not None:
+                visual_features = visual_features.reshape(batch_size, num_frames, *visual_features.shape[1:])
+
+        joint_features = logits_per_audio = logits_per_visual = loss = None
+        if audio_tokens is not None and visual_tokens is not None:
+            if audio_tokens.shape[0] != pixel_values.shape[0]:
+                raise ValueError(
+                    f"input_values and pixel_values must have the same batch size, got {audio_tokens.shape[0]} "
+                    f"and {pixel_values.shape[0]}"
+                )
+            paired_audio = audio_tokens if num_frames is None else audio_tokens.repeat_interleave(num_frames, dim=0)
+            joint_input = torch.cat([paired_audio, visual_tokens], dim=1)
+            if joint_hs is not None:
+                joint_hs.append(joint_input)
+            joint_features = self.encode_shared(joint_input, "joint", joint_hs, joint_attn)
+            if num_frames is not None:
+                joint_features = joint_features.reshape(pixel_values.shape[0], num_frames, *joint_features.shape[1:])
+            logits_per_audio = audio_embeds @ visual_embeds.t() / self.config.contrastive_temperature
+            logits_per_visual = logits_per_audio.t()
+            if return_loss:
+                loss, _ = contrastive_loss(
+                    audio_embeds, visual_embeds, self.config.contrastive_temperature,
+                    self.config.bidirectional_contrastive_loss,
+                )
+        elif return_loss:
+            raise ValueError("return_loss=True needs both input_values and pixel_values")
+
+        output = CavMaeModelOutput(
+            loss=loss,
+            audio_last_hidden_state=audio_features,
+            visual_last_hidden_state=visual_features,
+            joint_last_hidden_state=joint_features,
+            audio_embeds=audio_embeds,
+            visual_embeds=visual_embeds,
+            logits_per_audio=logits_per_audio,
+            logits_per_visual=logits_per_visual,
+            audio_hidden_states=_as_tuple(audio_hs) if input_values is not None else None,
+            visual_hidden_states=_as_tuple(visual_hs) if pixel_values is not None else None,
+            joint_hidden_states=_as_tuple(joint_hs) if joint_features is not None else None,
+            audio_attentions=_as_tuple(audio_attn) if input_values is not None else None,
+            visual_attentions=_as_tuple(visual_attn) if pixel_values is not None else None,
+            joint_attentions=_as_tuple(joint_attn) if joint_features is not None else None,
+        )
+        return output if return_dict else output.to_tuple()
+
+    def get_audio_features(
+        self,
+        input_values: torch.Tensor,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
+    ):
+        """Audio tokens (`last_hidden_state`, original `forward_feat` audio) and the L2-normalised mean-pooled
+        embedding (`pooler_output`) as a `BaseModelOutputWithPooling`."""
+        from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+        out = self.forward(input_values=input_values, output_hidden_states=output_hidden_states,
+                           output_attentions=output_attentions, return_dict=True)
+        result = BaseModelOutputWithPooling(
+            last_hidden_state=out.audio_last_hidden_state, pooler_output=out.audio_embeds,
+            hidden_states=out.audio_hidden_states, attentions=out.audio_attentions,
+        )
+        return result if self._output_flags(None, None, return_dict)[2] else result.to_tuple()
+
+    def get_visual_features(
+        self,
+        pixel_values: torch.Tensor,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
+    ):
+        """Visual tokens (original `forward_feat` visual) and the L2-normalised mean-pooled embedding."""
+        from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+        out = self.forward(pixel_values=pixel_values, output_hidden_states=output_hidden_states,
+                           output_attentions=output_attentions, return_dict=True)
+        result = BaseModelOutputWithPooling(
+            last_hidden_state=out.visual_last_hidden_state, pooler_output=out.visual_embeds,
+            hidden_states=out.visual_hidden_states, attentions=out.visual_attentions,
+        )
+        return result if self._output_flags(None, None, return_dict)[2] else result.to_tuple()
+
+
+class CavMaeForPreTraining(CavMaePreTrainedModel):
+    """CAV-MAE pre-training: masked encoder, MAE decoder, reconstruction + contrastive loss (original `CAVMAE`).
+
+    Per call: audio/visual tokens are masked (`audio_noise` / `visual_noise` `[B, L]` uniform draws play the role
+    of the original `torch.rand`; drawn with `torch.rand`, audio first, when not given, so a seeded run matches the
+    original), only visible tokens enter the encoder, the joint stream feeds the decoder, and the modality streams
+    (visible tokens only, modality LayerNorm sets) feed the contrastive loss.
+
+    Difference from the original with more than one shared layer: the original's contrastive stream applies every
+    shared layer to the same input (only the last one counts). Here the layers are chained, like every other path of
+    the original; `config.unchained_contrastive_stream=True` reproduces the original behaviour.
+    """
+
+    _default_trainable_position_embeddings = False
+
+    def __init__(self, config: CavMaeConfig):
+        super().__init__(config)
+        self.cav_mae = CavMaeModel(config)
+        self.decoder = CavMaeDecoder(config)
+        self.post_init()
+        self._set_position_embeddings_trainable()
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.cav_mae.get_input_embeddings()
+
+    def audio_targets(self, input_values: torch.Tensor) -> torch.Tensor:
+        """Reconstruction targets of the audio: patches of the transposed fbank, `[B, L_audio, p*p]`."""
+        return patchify(audio_to_image(input_values.to(self.decoder.embed.weight.dtype)), self.config.patch_size)
+
+    def visual_targets(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Reconstruction targets of a frame, `[B, L_visual, p*p*3]`."""
+        return patchify(pixel_values.to(self.decoder.embed.weight.dtype), self.config.patch_size)
+
+    def forward(
+        self,
+        input_values: torch.Tensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        audio_noise: torch.Tensor | None = None,
+        visual_noise: torch.Tensor | None = None,
+        audio_mask_ratio: float | None = None,
+        visual_mask_ratio: float | None = None,
+        audio_mask_mode: str | None = None,
+        mae_loss_weight: float | None = None,
+        contrastive_loss_weight: float | None = None,
+        bidirectional_contrastive_loss: bool | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> CavMaeForPreTrainingOutput | tuple:
+        r"""
+        input_values (`[B, audio_length, num_mel_bins]`) and pixel_values (`[B, 3, H, W]`): both required.
+        audio_noise (`[B, L_audio]`) / visual_noise (`[B, L_visual]`, *optional*): the uniform noise whose argsort
+            decides which tokens are kept (smallest kept); for structured audio modes the chosen rows/columns are
+            then forced out with Python's `random` (see `structure_audio_noise`).
+        audio_mask_ratio, visual_mask_ratio, audio_mask_mode, mae_loss_weight, contrastive_loss_weight,
+        bidirectional_contrastive_loss: per-call overrides of the config values (the original `forward` arguments).
+        """
+        if input_values is None or pixel_values is None:
+            raise ValueError("CavMaeForPreTraining needs both input_values and pixel_values")
+        if pixel_values.dim() == 5:
+            if pixel_values.shape[1] != 1:
+                raise ValueError("CavMaeForPreTraining takes one frame per clip ([B, 3, H, W] or [B, 1, 3, H, W])")
+            pixel_values = pixel_values[:, 0]
+        config = self.config
+        audio_mask_ratio = config.audio_mask_ratio if audio_mask_ratio is None else audio_mask_ratio
+        visual_mask_ratio = config.visual_mask_ratio if visual_mask_ratio is None else visual_mask_ratio
+        audio_mask_mode = config.audio_mask_mode if audio_mask_mode is None else audio_mask_mode
+        mae_loss_weight = config.mae_loss_weight if mae_loss_weight is None else mae_loss_weight
+        contrastive_loss_weight = (
+            config.contrastive_loss_weight if contrastive_loss_weight is None else contrastive_loss_weight
+        )
+        if bidirectional_contrastive_loss is None:
+            bidirectional_contrastive_loss = config.bidirectional_contrastive_loss
+        if audio_mask_mode not in AUDIO_MASK_MODES:
+            raise ValueError(f"audio_mask_mode must be one of {AUDIO_MASK_MODES}, got {audio_mask_mode!r}")
+        output_hidden_states, output_attentions, return_dict = self._output_flags(
+            output_hidden_states, output_attentions, return_dict
+        )
+
+        def new_list(flag: bool) -> list | None:
+            return [] if flag else None
+
+        audio_hs, visual_hs, joint_hs, decoder_hs = (new_list(output_hidden_states) for _ in range(4))
+        audio_attn, visual_attn, joint_attn, decoder_attn = (new_list(output_attentions) for _ in range(4))
+        encoder = self.cav_mae
+
+        # 1. embed and mask (the noise is drawn in the original order: audio first, then visual)
+        audio = encoder.audio_embeddings(input_values)
+        visual = encoder.visual_embeddings(pixel_values)
+        batch_size = audio.shape[0]
+        if audio_noise is None:
+            audio_noise = torch.rand(batch_size, audio.shape[1], device=audio.device)
+        if audio_mask_mode != "unstructured":
+            audio_noise = structure_audio_noise(
+                audio_noise, audio_mask_ratio, audio_mask_mode, config.audio_frequency_patches, config.audio_time_patches
+            )
+        audio, audio_mask, audio_ids_restore = random_masking(audio, audio_mask_ratio, audio_noise.to(audio.device))
+        if visual_noise is None:
+            visual_noise = torch.rand(batch_size, visual.shape[1], device=visual.device)
+        visual, visual_mask, visual_ids_restore = random_masking(visual, visual_mask_ratio, visual_noise.to(visual.device))
+
+        # 2. encoder on visible tokens only
+        audio = encoder.encode_modality_specific(audio, "audio", audio_hs, audio_attn)
+        visual = encoder.encode_modality_specific(visual, "visual", visual_hs, visual_attn)
+        joint_input = torch.cat([audio, visual], dim=1)
+        if joint_hs is not None:
+            joint_hs.append(joint_input)
+        latent = encoder.encode_shared(joint_input, "joint", joint_hs, joint_attn)
+        chained = not config.unchained_contrastive_stream
+        latent_audio = encoder.encode_shared(audio, "audio", audio_hs, audio_attn, chained=chained)
+        latent_visual = encoder.encode_shared(visual, "visual", visual_hs, visual_attn, chained=chained)
+
+        # 3. decoder + reconstruction loss
+        zero = torch.zeros((), device=latent.device, dtype=latent.dtype)
+        audio_reconstruction = visual_reconstruction = None
+        if mae_loss_weight != 0:
+            audio_reconstruction, visual_reconstruction = self.decoder(
+                latent, audio_ids_restore, visual_ids_restore, audio.shape[1], decoder_hs, decoder_attn
+            )
+            loss_mae_audio = masked_reconstruction_loss(
+                audio_reconstruction, self.audio_targets(input_values), audio_mask, config.norm_pix_loss
+            )
+            loss_mae_visual = masked_reconstruction_loss(
+                visual_reconstruction, self.visual_targets(pixel_values), visual_mask, config.norm_pix_loss
+            )
+            loss_mae = mae_loss_weight * (loss_mae_audio + loss_mae_visual)
+        else:
+            loss_mae_audio = loss_mae_visual = loss_mae = zero
+
+        # 4. contrastive loss on the mean-pooled visible tokens
+        if contrastive_loss_weight != 0:
+            nce, accuracy = contrastive_loss(
+                latent_audio.mean(dim=1), latent_visual.mean(dim=1), config.contrastive_temperature,
+                bidirectional_contrastive_loss,
+            )
+            loss_contrastive = contrastive_loss_weight * nce
+        else:
+            loss_contrastive, accuracy = zero, zero
+
+        output = CavMaeForPreTrainingOutput(
+            loss=loss_mae + loss_contrastive,
+            loss_mae=loss_mae,
+            loss_mae_audio=loss_mae_audio,
+            loss_mae_visual=loss_mae_visual,
+            loss_contrastive=loss_contrastive,
+            contrastive_accuracy=accuracy,
+            audio_reconstruction=audio_reconstruction,
+            visual_reconstruction=visual_reconstruction,
+            audio_mask=audio_mask,
+            visual_mask=visual_mask,
+            audio_ids_restore=audio_ids_restore,
+            visual_ids_restore=visual_ids_restore,
+            joint_last_hidden_state=latent,
+            audio_last_hidden_state=latent_audio,
+            visual_last_hidden_state=latent_visual,
+            audio_hidden_states=_as_tuple(audio_hs),
+            visual_hidden_states=_as_tuple(visual_hs),
+            joint_hidden_states=_as_tuple(joint_hs),
+            decoder_hidden_states=_as_tuple(decoder_hs) if audio_reconstruction is not None else None,
+            audio_attentions=_as_tuple(audio_attn),
+            visual_attentions=_as_tuple(visual_attn),
+            joint_attentions=_as_tuple(joint_attn),
+            decoder_attentions=_as_tuple(decoder_attn) if audio_reconstruction is not None else None,
+        )
+        return output if return_dict else output.to_tuple()
+
+
+class CavMaeForAudioVisualClassification(CavMaePreTrainedModel):
+    """CAV-MAE with the fine-tuning head (original `CAVMAEFT`): mean-pooled tokens -> LayerNorm -> Linear.
+
+    Modes (`mode=`; the original names and meanings):
+
+    * `"multimodal"`: audio + frame through the joint stream (`norm`), the default fine-tuning mode.
+    * `"audioonly"`: audio through the audio-LayerNorm stream (`norm_a`) -- for audio-only fine-tuned models.
+    * `"videoonly"`: the frame through the visual-LayerNorm stream (`norm_v`) -- for visual-only models.
+    * `"missingaudioonly"`: for a MULTIMODAL model when only AUDIO is available (the video is missing): the average
+      of the joint-LayerNorm and the audio-LayerNorm pooled audio features.
+    * `"missingvideoonly"`: the same with only the frame available.
+
+    Without `mode`, the inputs decide: both -> `"multimodal"`, `input_values` only -> `"audioonly"`,
+    `pixel_values` only -> `"videoonly"`.
+
+    Several frames `[B, T, 3, H, W]` (the paper evaluates 10 frames per clip): every frame is classified and the
+    per-frame probabilities are averaged -- sigmoid for `problem_type="multi_label_classification"`, softmax
+    otherwise (regression: the values are averaged). `logits` are the inverse link of the averaged probabilities
+    (`logit(p)` resp. `log(p)`, probabilities clamped to the dtype's eps), so applying sigmoid/softmax gives the
+    averaged probabilities; `per_frame_logits` keeps every frame. In multimodal mode the audio is paired with every
+    frame (its tower runs once).
+
+    Losses with `labels` follow `config.problem_type` (inferred from the labels when unset, as in Transformers):
+    cross-entropy (single-label), BCE-with-logits (multi-label, AudioSet), MSE (regression).
+    """
+
+    def __init__(self, config: CavMaeConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.cav_mae = CavMaeModel(config)
+        self.classifier = CavMaeClassificationHead(config)
+        self.post_init()
+        self._set_position_embeddings_trainable()
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.cav_mae.get_input_embeddings()
+
+    @staticmethod
+    def resolve_mode(mode: str | None, has_audio: bool, has_visual: bool) -> str:
+        """The mode used for the given inputs (explicit `mode` is validated against them)."""
+        if mode is None:
+            if has_audio and has_visual:
+                return "multimodal"
+            if has_audio:
+                return "audioonly"
+            if has_visual:
+                return "videoonly"
+            raise ValueError("CavMaeForAudioVisualClassification needs input_values, pixel_values or both")
+        if mode not in CLASSIFICATION_MODES:
+            raise ValueError(f"mode must be one of {CLASSIFICATION_MODES}, got {mode!r}")
+        needs_audio = mode in ("multimodal", "audioonly", "missingaudioonly")
+        needs_visual = mode in ("multimodal", "videoonly", "missingvideoonly")
+        if needs_audio and not has_audio:
+            raise ValueError(f"mode {mode!r} needs input_values")
+        if needs_visual and not has_visual:
+            raise ValueError(f"mode {mode!r} needs pixel_values")
+        return mode
+
+    def _problem_type(self, labels: torch.Tensor | None) -> str:
+        if self.config.problem_type is None:
+            if self.num_labels == 1:
+                self.config.problem_type = "regression" if labels is not None else None
+                return "regression"
+            if labels is None:
+                return "single_label_classification"
+            if labels.dtype in (torch.long, torch.int):
+                self.config.problem_type = "single_label_classification"
+            else:
+                self.config.problem_type = "multi_label_classification"
+        return self.config.problem_type
+
+    def _average_frames(self, per_frame_logits: torch.Tensor, problem_type: str) -> torch.Tensor:
+        eps = torch.finfo(per_frame_logits.dtype).eps
+        if problem_type == "regression":
+            return per_frame_logits.mean(dim=1)
+        if problem_type == "multi_label_classification":
+            probabilities = torch.sigmoid(per_frame_logits).mean(dim=1).clamp(eps, 1 - eps)
+            return torch.log(probabilities) - torch.log1p(-probabilities)
+        probabilities = torch.softmax(per_frame_logits, dim=-1).mean(dim=1).clamp_min(eps)
+        return torch.log(probabilities)
+
+    def forward(
+        self,
+        input_values: torch.Tensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        mode: str | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> CavMaeAudioVisualClassifierOutput | tuple:
+        r"""
+        input_values (`[B, audio_length, num_mel_bins]`, *optional*): normalised fbank.
+        pixel_values (`[B, 3, H, W]` or `[B, T, 3, H, W]`, *optional*): frames.
+        labels (`[B]` int64 for single-label, `[B, num_labels]` float for multi-label, *optional*).
+        mode (`str`, *optional*): one of `multimodal`, `audioonly`, `videoonly`, `missingaudioonly`,
+            `missingvideoonly` (see the class docstring); chosen from the inputs when omitted.
+        """
+        mode = self.resolve_mode(mode, input_values is not None, pixel_values is not None)
+        output_hidden_states, output_attentions, return_dict = self._output_flags(
+            output_hidden_states, output_attentions, return_dict
+        )
+        encoder = self.cav_mae
+        uses_audio = mode in ("multimodal", "audioonly", "missingaudioonly")
+        uses_visual = mode in ("multimodal", "videoonly", "missingvideoonly")
+
+        def new_list(flag: bool) -> list | None:
+            return [] if flag else None
+
+        audio_hs, visual_hs, joint_hs = (new_list(output_hidden_states) for _ in range(3))
+        audio_attn, visual_attn, joint_attn = (new_list(output_attentions) for _ in range(3))
+
+        num_frames = None
+        audio = visual = None
+        if uses_audio:
+            audio = encoder.encode_modality_specific(encoder.audio_embeddings(input_values), "audio", audio_hs, audio_attn)
+        if uses_visual:
+            frames, num_frames = encoder.split_frames(pixel_values)
+            visual = encoder.encode_modality_specific(encoder.visual_embeddings(frames), "visual", visual_hs, visual_attn)
+
+        if mode == "multimodal":
+            paired_audio = audio if num_frames is None else audio.repeat_interleave(num_frames, dim=0)
+            joint_input = torch.cat([paired_audio, visual], dim=1)
+            if joint_hs is not None:
+                joint_hs.append(joint_input)
+            pooled = encoder.encode_shared(joint_input, "joint", joint_hs, joint_attn).mean(dim=1)
+        elif mode == "audioonly":
+            pooled = encoder.encode_shared(audio, "audio", audio_hs, audio_attn).mean(dim=1)
+        elif mode == "videoonly":
+            pooled = encoder.encode_shared(visual, "visual", visual_hs, visual_attn).mean(dim=1)
+        else:
+            # a multimodally fine-tuned model with one modality missing: average the joint-norm and the
+            # modality-norm pooled features of the available modality (original `missing*only`)
+            tokens, norm_set, hs, attn = (
+                (audio, "audio", audio_hs, audio_attn) if mode == "missingaudioonly" else (visual, "visual", visual_hs, visual_attn)
+            )
+            if joint_hs is not None:
+                joint_hs.append(tokens)
+            joint_pooled = encoder.encode_shared(tokens, "joint", joint_hs, joint_attn).mean(dim=1)
+            modality_pooled = encoder.encode_shared(tokens, norm_set, hs, attn).mean(dim=1)
+            pooled = (joint_pooled + modality_pooled) / 2
+
+        logits = self.classifier(pooled)
+        per_frame_logits = None
+        problem_type = self._problem_type(labels)
+        if num_frames is not None:
+            per_frame_logits = logits.reshape(-1, num_frames, logits.shape[-1])
+            logits = per_frame_logits[:, 0] if num_frames == 1 else self._average_frames(per_frame_logits, problem_type)
+
+        loss = None
+        if labels is not None:
+            labels = labels.to(logits.device)
+            if problem_type == "regression":
+                loss = nn.functional.mse_loss(logits.squeeze(-1) if self.num_labels == 1 else logits,
+                                              labels.squeeze(-1) if self.num_labels == 1 else labels.to(logits.dtype))
+            elif problem_type == "single_label_classification":
+                loss = nn.functional.cross_entropy(logits.view(-1, self.num_labels), labels.view(-1))
+            else:
+                loss = nn.functional.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+
+        output = CavMaeAudioVisualClassifierOutput(
+            loss=loss,
+            logits=logits,
+            per_frame_logits=per_frame_logits,
+            pooled_output=pooled,
+            audio_hidden_states=_as_tuple(audio_hs) if uses_audio else None,
+            visual_hidden_states=_as_tuple(visual_hs) if uses_visual else None,
+            joint_hidden_states=_as_tuple(joint_hs) if mode not in ("audioonly", "videoonly") else None,
+            audio_attentions=_as_tuple(audio_attn) if uses_audio else None,
+            visual_attentions=_as_tuple(visual_attn) if uses_visual else None,
+            joint_attentions=_as_tuple(joint_attn) if mode not in ("audioonly", "videoonly") else None,
+        )
+        return output if return_dict else output.to_tuple()
+
+
+__all__ = [
+    "CavMaeAudioVisualClassifierOutput",
+    "CavMaeForAudioVisualClassification",
+    "CavMaeForPreTraining",
+    "CavMaeForPreTrainingOutput",
+    "CavMaeModel",
+    "CavMaeModelOutput",
+    "CavMaePreTrainedModel",
+    "contrastive_loss",
+    "masked_reconstruction_loss",
+    "patchify",
+    "random_masking",
+    "structure_audio_noise",
+]

@@ -1,0 +1,334 @@
+"""CAV-MAE models: the shared model test suite on tiny configs, plus CAV-MAE specific behaviour."""
+
+import random
+import unittest
+
+import pytest
+import torch
+
+import hf_av  # noqa: F401  (registers the Auto classes)
+from modeling.cav_mae import (
+    CavMaeConfig,
+    CavMaeForAudioVisualClassification,
+    CavMaeForPreTraining,
+    CavMaeModel,
+)
+from modeling.cav_mae.modeling_cav_mae import contrastive_loss, random_masking, structure_audio_noise
+from tests.model_test_mixin import ModelTesterMixin
+
+B_AUDIO_TOKENS, B_VISUAL_TOKENS = 16, 4  # tiny config: 32 frames x 128 mel -> 8 x 2 patches; 32 px -> 2 x 2
+
+
+def tiny_config(**overrides) -> CavMaeConfig:
+    kwargs = dict(
+        hidden_size=32, num_attention_heads=4, intermediate_size=64, num_modality_specific_layers=1,
+        num_shared_layers=1, decoder_hidden_size=16, decoder_num_attention_heads=2, decoder_intermediate_size=32,
+        decoder_num_hidden_layers=1, audio_length=32, image_size=32, num_labels=3,
+    )
+    kwargs.update(overrides)
+    return CavMaeConfig(**kwargs)
+
+
+def tiny_inputs(batch_size: int = 2, seed: int = 0, frames: int | None = None) -> dict:
+    generator = torch.Generator().manual_seed(seed)
+    visual_shape = (batch_size, 3, 32, 32) if frames is None else (batch_size, frames, 3, 32, 32)
+    return {
+        "input_values": torch.randn(batch_size, 32, 128, generator=generator),
+        "pixel_values": torch.randn(*visual_shape, generator=generator),
+    }
+
+
+class CavMaeModelTest(ModelTesterMixin, unittest.TestCase):
+    all_model_classes = (CavMaeModel, CavMaeForPreTraining, CavMaeForAudioVisualClassification)
+
+    def get_config(self):
+        return tiny_config()
+
+    def get_inputs(self, model_class, config, batch_size=2):
+        inputs = tiny_inputs(batch_size)
+        if model_class is CavMaeForPreTraining:
+            generator = torch.Generator().manual_seed(1)
+            inputs["audio_noise"] = torch.rand(batch_size, B_AUDIO_TOKENS, generator=generator)
+            inputs["visual_noise"] = torch.rand(batch_size, B_VISUAL_TOKENS, generator=generator)
+        return inputs
+
+    def hidden_states_spec(self, model_class, config, b):
+        d = config.hidden_size
+        if model_class is CavMaeModel:
+            return {"audio_hidden_states": (3, (b, 16, d)), "visual_hidden_states": (3, (b, 4, d)),
+                    "joint_hidden_states": (2, (b, 20, d))}
+        if model_class is CavMaeForPreTraining:  # 75% masking keeps 4 of 16 audio and 1 of 4 visual tokens
+            return {"audio_hidden_states": (3, (b, 4, d)), "visual_hidden_states": (3, (b, 1, d)),
+                    "joint_hidden_states": (2, (b, 5, d)), "decoder_hidden_states": (2, (b, 20, 16))}
+        return {"audio_hidden_states": (2, (b, 16, d)), "visual_hidden_states": (2, (b, 4, d)),
+                "joint_hidden_states": (2, (b, 20, d))}
+
+    def attentions_spec(self, model_class, config, b):
+        h = config.num_attention_heads
+        if model_class is CavMaeModel:
+            return {"audio_attentions": (2, (b, h, 16, 16)), "visual_attentions": (2, (b, h, 4, 4)),
+                    "joint_attentions": (1, (b, h, 20, 20))}
+        if model_class is CavMaeForPreTraining:
+            return {"audio_attentions": (2, (b, h, 4, 4)), "visual_attentions": (2, (b, h, 1, 1)),
+                    "joint_attentions": (1, (b, h, 5, 5)), "decoder_attentions": (1, (b, 2, 20, 20))}
+        return {"audio_attentions": (1, (b, h, 16, 16)), "visual_attentions": (1, (b, h, 4, 4)),
+                "joint_attentions": (1, (b, h, 20, 20))}
+
+    def batch_independent_fields(self, model_class):
+        if model_class is CavMaeModel:
+            return ["audio_last_hidden_state", "visual_last_hidden_state", "joint_last_hidden_state", "audio_embeds",
+                    "visual_embeds"]
+        if model_class is CavMaeForPreTraining:
+            return ["audio_reconstruction", "visual_reconstruction", "audio_mask", "visual_mask", "audio_ids_restore",
+                    "joint_last_hidden_state", "audio_last_hidden_state", "visual_last_hidden_state"]
+        return ["logits", "pooled_output"]
+
+    def loss_kwargs(self, model_class, config, b):
+        if model_class is CavMaeModel:
+            return {"return_loss": True}
+        if model_class is CavMaeForPreTraining:
+            return {}
+        return {"labels": torch.tensor([0, 2][:b])}
+
+    def params_without_grad(self, model_class):
+        if model_class is CavMaeModel:  # the contrastive loss uses the modality streams only
+            return ("joint",)
+        if model_class is CavMaeForAudioVisualClassification:  # multimodal mode uses the joint stream only
+            return (".audio.", ".visual.", "audio_layernorm", "visual_layernorm")
+        return ()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Configuration
+# ---------------------------------------------------------------------------------------------------------------------
+def test_config_defaults_are_released_scale_plus_plus():
+    config = CavMaeConfig()
+    assert (config.hidden_size, config.num_attention_heads, config.num_modality_specific_layers, config.num_shared_layers) == (768, 12, 11, 1)
+    assert (config.decoder_hidden_size, config.decoder_num_hidden_layers, config.decoder_num_attention_heads) == (512, 8, 16)
+    assert (config.audio_length, config.num_mel_bins, config.image_size, config.patch_size) == (1024, 128, 224, 16)
+    assert config.layer_norm_eps == 1e-5 and config.hidden_act == "gelu" and config.contrastive_temperature == 0.05
+    assert (config.num_audio_patches, config.num_visual_patches) == (512, 196)
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("num_attention_heads", 5), ("decoder_num_attention_heads", 7), ("audio_length", 1000), ("image_size", 230),
+     ("num_mel_bins", 120), ("num_shared_layers", -1), ("hidden_size", -8), ("audio_mask_ratio", 1.0),
+     ("visual_mask_ratio", -0.1), ("audio_mask_mode", "random"), ("contrastive_temperature", 0.0),
+     ("finetuning_mode", "both"), ("norm_pix_loss", "yes")],
+)
+def test_invalid_config_values_name_the_field(field, value):
+    with pytest.raises(ValueError, match=field):
+        CavMaeConfig(**{field: value})
+
+
+def test_config_json_round_trip(tmp_path):
+    config = tiny_config(num_shared_layers=2, bidirectional_contrastive_loss=True, problem_type="multi_label_classification")
+    config.save_pretrained(tmp_path)
+    loaded = CavMaeConfig.from_pretrained(tmp_path)
+    assert loaded.to_dict() == config.to_dict()
+    assert loaded.model_type == "cav-mae"
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Base model behaviour
+# ---------------------------------------------------------------------------------------------------------------------
+def test_single_modality_and_similarity():
+    model = CavMaeModel(tiny_config()).eval()
+    inputs = tiny_inputs(3)
+    with torch.no_grad():
+        both = model(**inputs, return_loss=True)
+        audio = model(input_values=inputs["input_values"])
+        visual = model(pixel_values=inputs["pixel_values"])
+        audio_features = model.get_audio_features(inputs["input_values"])
+        visual_features = model.get_visual_features(inputs["pixel_values"])
+    assert audio.visual_last_hidden_state is None and audio.joint_last_hidden_state is None and audio.logits_per_audio is None
+    assert visual.audio_last_hidden_state is None
+    torch.testing.assert_close(audio.audio_last_hidden_state, both.audio_last_hidden_state, rtol=0, atol=0)
+    torch.testing.assert_close(audio_features.pooler_output, both.audio_embeds, rtol=0, atol=0)
+    torch.testing.assert_close(visual_features.last_hidden_state, both.visual_last_hidden_state, rtol=0, atol=0)
+    torch.testing.assert_close(both.audio_embeds.norm(dim=-1), torch.ones(3))
+    expected = both.audio_embeds @ both.visual_embeds.t() / 0.05
+    torch.testing.assert_close(both.logits_per_audio, expected)
+    torch.testing.assert_close(both.logits_per_visual, expected.t())
+    nce, _ = contrastive_loss(both.audio_embeds, both.visual_embeds, 0.05)
+    torch.testing.assert_close(both.loss, nce)
+
+
+def test_multiple_frames_are_encoded_per_frame():
+    model = CavMaeModel(tiny_config()).eval()
+    inputs = tiny_inputs(2, frames=3)
+    with torch.no_grad():
+        out = model(**inputs)
+        frame1 = model(input_values=inputs["input_values"], pixel_values=inputs["pixel_values"][:, 1])
+    assert out.visual_last_hidden_state.shape == (2, 3, 4, 32)
+    assert out.joint_last_hidden_state.shape == (2, 3, 20, 32)
+    torch.testing.assert_close(out.visual_last_hidden_state[:, 1], frame1.visual_last_hidden_state, atol=1e-6, rtol=0)
+    torch.testing.assert_close(out.joint_last_hidden_state[:, 1], frame1.joint_last_hidden_state, atol=1e-6, rtol=0)
+    pooled = torch.nn.functional.normalize(out.visual_last_hidden_state.flatten(1, 2).mean(1), dim=-1)
+    torch.testing.assert_close(out.visual_embeds, pooled)
+
+
+def test_bad_inputs_are_refused():
+    model = CavMaeModel(tiny_config()).eval()
+    with pytest.raises(ValueError, match="input_values"):
+        model(input_values=torch.randn(1, 40, 128))
+    with pytest.raises(ValueError, match="128"):
+        model(input_values=torch.randn(1, 32, 64))
+    with pytest.raises(ValueError, match="pixel_values"):
+        model(pixel_values=torch.randn(1, 3, 48, 48))
+    with pytest.raises(ValueError, match="needs"):
+        model()
+
+
+def test_sdpa_model_still_returns_attentions_on_request():
+    model = CavMaeModel(tiny_config()).eval()
+    assert model.config._attn_implementation == "sdpa"
+    with torch.no_grad():
+        out = model(**tiny_inputs(), output_attentions=True)
+    assert len(out.audio_attentions) == 2 and out.audio_attentions[0].shape == (2, 4, 16, 16)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Classification
+# ---------------------------------------------------------------------------------------------------------------------
+def test_modes_automatic_and_explicit():
+    model = CavMaeForAudioVisualClassification(tiny_config()).eval()
+    inputs = tiny_inputs(2)
+    with torch.no_grad():
+        auto_both = model(**inputs).logits
+        explicit = model(**inputs, mode="multimodal").logits
+        auto_audio = model(input_values=inputs["input_values"]).logits
+        audio_mode = model(**inputs, mode="audioonly").logits  # frames ignored in audioonly
+        auto_visual = model(pixel_values=inputs["pixel_values"]).logits
+        missing = model(input_values=inputs["input_values"], mode="missingaudioonly")
+    torch.testing.assert_close(auto_both, explicit, rtol=0, atol=0)
+    torch.testing.assert_close(auto_audio, audio_mode, rtol=0, atol=0)
+    assert auto_visual.shape == (2, 3) and missing.logits.shape == (2, 3)
+    with pytest.raises(ValueError, match="pixel_values"):
+        model(input_values=inputs["input_values"], mode="videoonly")
+    with pytest.raises(ValueError, match="mode must be one of"):
+        model(**inputs, mode="audio")
+
+
+@pytest.mark.parametrize("problem_type", ["multi_label_classification", "single_label_classification"])
+def test_frame_averaging_of_probabilities(problem_type):
+    model = CavMaeForAudioVisualClassification(tiny_config(problem_type=problem_type)).eval()
+    inputs = tiny_inputs(2, frames=3)
+    with torch.no_grad():
+        out = model(**inputs)
+        per_frame = torch.stack(
+            [model(input_values=inputs["input_values"], pixel_values=inputs["pixel_values"][:, t]).logits for t in range(3)], 1
+        )
+    torch.testing.assert_close(out.per_frame_logits, per_frame, atol=1e-5, rtol=0)
+    if problem_type == "multi_label_classification":
+        torch.testing.assert_close(torch.sigmoid(out.logits), torch.sigmoid(per_frame).mean(1), atol=1e-6, rtol=0)
+    else:
+        torch.testing.assert_close(torch.softmax(out.logits, -1), torch.softmax(per_frame, -1).mean(1), atol=1e-6, rtol=0)
+
+
+def test_losses_follow_problem_type():
+    inputs = tiny_inputs(2)
+    model = CavMaeForAudioVisualClassification(tiny_config()).eval()
+    out = model(**inputs, labels=torch.tensor([1, 2]))
+    torch.testing.assert_close(out.loss, torch.nn.functional.cross_entropy(out.logits, torch.tensor([1, 2])))
+    assert model.config.problem_type == "single_label_classification"
+    model = CavMaeForAudioVisualClassification(tiny_config(problem_type="multi_label_classification")).eval()
+    targets = torch.tensor([[1.0, 0.0, 1.0], [0.0, 0.0, 1.0]])
+    out = model(**inputs, labels=targets)
+    torch.testing.assert_close(out.loss, torch.nn.functional.binary_cross_entropy_with_logits(out.logits, targets))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Pre-training
+# ---------------------------------------------------------------------------------------------------------------------
+def test_position_tables_frozen_in_pretraining_only():
+    pre = CavMaeForPreTraining(tiny_config())
+    clf = CavMaeForAudioVisualClassification(tiny_config())
+    assert all(not p.requires_grad for n, p in pre.named_parameters() if "position" in n)
+    assert all(p.requires_grad for n, p in clf.named_parameters() if "position" in n)
+    assert all(p.requires_grad for n, p in CavMaeForPreTraining(tiny_config(trainable_position_embeddings=True)).named_parameters())
+
+
+def test_seeded_noise_equals_explicit_noise():
+    model = CavMaeForPreTraining(tiny_config()).eval()
+    inputs = tiny_inputs(2)
+    torch.manual_seed(5)
+    drawn = model(**inputs)
+    torch.manual_seed(5)
+    audio_noise, visual_noise = torch.rand(2, 16), torch.rand(2, 4)
+    explicit = model(**inputs, audio_noise=audio_noise, visual_noise=visual_noise)
+    torch.testing.assert_close(drawn.loss, explicit.loss, rtol=0, atol=0)
+    assert torch.equal(drawn.audio_mask, explicit.audio_mask)
+
+
+@pytest.mark.parametrize("mode, columns, rows", [("time", 1, 0), ("freq", 0, 6), ("tf", 1, 4)])
+def test_structured_audio_masking(mode, columns, rows):
+    # 8 frequency rows x 2 time columns; ratio 0.75: time -> int(2*.75)=1 column, freq -> 6 rows,
+    # tf -> int(2*.75*.7)=1 column and int(8*.75*.7)=4 rows; the rest of the removal count from the noise
+    noise = torch.rand(3, 16, generator=torch.Generator().manual_seed(3))
+    random.seed(11)
+    structured = structure_audio_noise(noise, 0.75, mode, 8, 2)
+    random.seed(11)
+    again = structure_audio_noise(noise, 0.75, mode, 8, 2, rng=random.Random(11))
+    assert torch.equal(structured, again)  # same Python RNG stream -> same choice
+    _, mask, _ = random_masking(torch.zeros(3, 16, 1), 0.75, structured)
+    grid = mask.reshape(3, 8, 2)
+    assert (grid.sum(dim=1) == 8).sum(dim=1).ge(columns).all()
+    assert (grid.sum(dim=2) == 2).sum(dim=1).ge(rows).all()
+    assert mask.sum(dim=1).eq(12).all()
+    model = CavMaeForPreTraining(tiny_config(audio_mask_mode=mode)).eval()
+    out = model(**tiny_inputs(2))
+    assert torch.isfinite(out.loss)
+
+
+def test_bidirectional_and_zero_weights():
+    inputs = tiny_inputs(3)
+    noise = {"audio_noise": torch.rand(3, 16), "visual_noise": torch.rand(3, 4)}
+    model = CavMaeForPreTraining(tiny_config()).eval()
+    with torch.no_grad():
+        single = model(**inputs, **noise)
+        both = model(**inputs, **noise, bidirectional_contrastive_loss=True)
+        no_mae = model(**inputs, **noise, mae_loss_weight=0.0)
+        no_c = model(**inputs, **noise, contrastive_loss_weight=0.0)
+    a, v = single.audio_last_hidden_state.mean(1), single.visual_last_hidden_state.mean(1)
+    torch.testing.assert_close(single.loss_contrastive, 0.01 * contrastive_loss(a, v, 0.05)[0])
+    torch.testing.assert_close(both.loss_contrastive, 0.01 * contrastive_loss(a, v, 0.05, bidirectional=True)[0])
+    assert no_mae.loss_mae == 0 and no_mae.audio_reconstruction is None
+    assert no_c.loss_contrastive == 0
+    torch.testing.assert_close(no_mae.loss + no_c.loss, single.loss)
+
+
+def test_contrastive_stream_chained_by_default_and_original_quirk_on_request():
+    config = tiny_config(num_shared_layers=2)
+    model = CavMaeForPreTraining(config).eval()
+    quirk = CavMaeForPreTraining(tiny_config(num_shared_layers=2, unchained_contrastive_stream=True)).eval()
+    quirk.load_state_dict(model.state_dict())
+    inputs, noise = tiny_inputs(2), {"audio_noise": torch.rand(2, 16), "visual_noise": torch.rand(2, 4)}
+    with torch.no_grad():
+        chained = model(**inputs, **noise, output_hidden_states=True)
+        unchained = quirk(**inputs, **noise)
+        tokens = chained.audio_hidden_states[1]  # output of the audio tower on the kept tokens
+        layers = model.cav_mae.shared_layers
+        expected_chained = model.cav_mae.audio_layernorm(layers[1](layers[0](tokens, norm_set="audio")[0], norm_set="audio")[0])
+        expected_quirk = model.cav_mae.audio_layernorm(layers[1](tokens, norm_set="audio")[0])
+    torch.testing.assert_close(chained.audio_last_hidden_state, expected_chained)
+    torch.testing.assert_close(unchained.audio_last_hidden_state, expected_quirk)
+    assert not torch.allclose(chained.audio_last_hidden_state, unchained.audio_last_hidden_state)
+    torch.testing.assert_close(chained.loss_mae, unchained.loss_mae)  # the joint stream is unaffected
+
+
+def test_a_few_training_steps_lower_the_pretraining_loss():
+    torch.manual_seed(0)
+    model = CavMaeForPreTraining(tiny_config(contrastive_loss_weight=0.1)).train()
+    inputs = tiny_inputs(4)
+    noise = {"audio_noise": torch.rand(4, 16), "visual_noise": torch.rand(4, 4)}
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=3e-3)
+    losses = []
+    for _ in range(8):
+        loss = model(**inputs, **noise).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.8 * losses[0] and min(losses[1:]) < losses[0], losses
