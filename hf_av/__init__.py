@@ -9,9 +9,37 @@ __version__ = "0.1.0"
 from .errors import CheckpointConversionError, HfAvError, MediaDecodingError
 
 # --- media (decoding) ---
+from .media import (
+    DecodedMedia,
+    MediaDecodingWarning,
+    MediaInfo,
+    VideoStreamInfo,
+    decode_media,
+    load_audio,
+    load_image,
+    probe_media,
+)
 # --- features (signal processing) ---
+from .features import kaldi_fbank, log_mel_spectrogram, resample
 # --- processing (per-family preprocessing classes) ---
+from .processing import (
+    CavMaeFeatureExtractor,
+    CavMaeImageProcessor,
+    CavMaeProcessor,
+    DgSctFeatureExtractor,
+    DgSctImageProcessor,
+    DgSctProcessor,
+    LavishFeatureExtractor,
+    LavishImageProcessor,
+    LavishProcessor,
+)
 # --- models ---
+from modeling.cav_mae import (
+    CavMaeConfig,
+    CavMaeForAudioVisualClassification,
+    CavMaeForPreTraining,
+    CavMaeModel,
+)
 
 from .registration import register_all as _register_all
 

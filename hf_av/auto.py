@@ -1,0 +1,26 @@
+"""Auto classes for the audio-visual tasks Transformers has no Auto class for.
+
+They behave like Transformers' own (`from_pretrained`, `from_config`, `register`): each family registers its
+head class here in `hf_av.registration`, and the training entry points pick the model class of a task
+through them instead of a per-family table.
+"""
+
+from collections import OrderedDict
+
+from transformers.models.auto.auto_factory import _BaseAutoModelClass, _LazyAutoMapping
+from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+
+
+class AutoModelForAudioVisualClassification(_BaseAutoModelClass):
+    """Clip-level audio-visual classification heads (e.g. `CavMaeForAudioVisualClassification`)."""
+
+    _model_mapping = _LazyAutoMapping(CONFIG_MAPPING_NAMES, OrderedDict())
+
+
+class AutoModelForAudioVisualEventLocalization(_BaseAutoModelClass):
+    """Per-segment (per-second) event localization heads (LAVisH, DG-SCT)."""
+
+    _model_mapping = _LazyAutoMapping(CONFIG_MAPPING_NAMES, OrderedDict())
+
+
+__all__ = ["AutoModelForAudioVisualClassification", "AutoModelForAudioVisualEventLocalization"]
