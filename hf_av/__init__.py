@@ -32,6 +32,10 @@ from .processing import (
     LavishFeatureExtractor,
     LavishImageProcessor,
     LavishProcessor,
+    VattFeatureExtractor,
+    VattProcessor,
+    VattTokenizer,
+    VattVideoProcessor,
 )
 # --- models ---
 from modeling.cav_mae import (

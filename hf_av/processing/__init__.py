@@ -4,6 +4,7 @@ from .base import AudioVisualProcessor, FrameImageProcessor, SegmentedClipProces
 from .cav_mae import CavMaeFeatureExtractor, CavMaeImageProcessor, CavMaeProcessor
 from .dg_sct import DgSctFeatureExtractor, DgSctImageProcessor, DgSctProcessor
 from .lavish import LavishFeatureExtractor, LavishImageProcessor, LavishProcessor
+from .vatt import VattFeatureExtractor, VattProcessor, VattTokenizer, VattVideoProcessor
 
 __all__ = [
     "AudioVisualProcessor",
@@ -18,5 +19,9 @@ __all__ = [
     "LavishImageProcessor",
     "LavishProcessor",
     "SegmentedClipProcessor",
+    "VattFeatureExtractor",
+    "VattProcessor",
+    "VattTokenizer",
+    "VattVideoProcessor",
     "WaveformFeatureExtractor",
 ]

@@ -1,1 +1,20 @@
+"""Training and evaluation entry points shared by every family (Trainer / Accelerate on hf_av streams)."""
 
+from .evaluation import compute_embeddings, evaluate_retrieval
+from .run import AudioVisualJobArguments, AudioVisualTrainer, build_trainer, cli_main, run_training
+from .tasks import PROCESSOR_FACTORIES, TASKS, TaskSpec, get_task, processor_for_config
+
+__all__ = [
+    "AudioVisualJobArguments",
+    "AudioVisualTrainer",
+    "PROCESSOR_FACTORIES",
+    "TASKS",
+    "TaskSpec",
+    "build_trainer",
+    "cli_main",
+    "compute_embeddings",
+    "evaluate_retrieval",
+    "get_task",
+    "processor_for_config",
+    "run_training",
+]

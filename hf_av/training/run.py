@@ -1,0 +1,303 @@
+"""The training entry point shared by every family and task (`hf-av train`, `examples/`, the main job).
+
+One function, `run_training(job, training_args)`, builds model, processor, streams and collator from the task
+table (`hf_av.training.tasks`), trains with `transformers.Trainer` (so `accelerate launch`, DDP, FSDP,
+bf16 and checkpoint resume come from Transformers/Accelerate), evaluates and saves a model folder that the
+Auto classes and pipelines load.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from transformers import AutoConfig, Trainer, TrainingArguments, set_seed
+
+from .evaluation import evaluate_retrieval
+from .tasks import classification_metrics, get_task, model_class_for, processor_for_config
+
+logger = logging.getLogger(__name__)
+
+MODALITY_KEYS = {
+    "audio-visual": ("input_values", "pixel_values"),
+    "audio": ("input_values",),
+    "visual": ("pixel_values",),
+}
+
+
+@dataclass
+class AudioVisualJobArguments:
+    """What to train on and from where; parsed together with `TrainingArguments` by `hf-av train`."""
+
+    task: str = field(metadata={"help": "pretraining | classification | event-localization"})
+    train_manifest: str = field(metadata={"help": "csv/jsonl manifest: path, label(s) / segment_labels columns"})
+    eval_manifest: str | None = field(default=None, metadata={"help": "manifest evaluated after training"})
+    media_root: str | None = field(default=None, metadata={"help": "folder that relative manifest paths are under"})
+    model_name_or_path: str | None = field(
+        default=None, metadata={"help": "model folder to start from (converted or saved); default: from scratch"}
+    )
+    model_type: str = field(default="cav-mae", metadata={"help": "family when training from scratch"})
+    config_overrides: str | None = field(
+        default=None, metadata={"help": 'JSON dict of config fields, e.g. \'{"hidden_size": 192}\''}
+    )
+    modalities: str = field(default="audio-visual", metadata={"help": "audio-visual | audio | visual"})
+    head_learning_rate_multiplier: float = field(
+        default=1.0, metadata={"help": "learning-rate factor of the new head (the original fine-tuning's head_lr)"}
+    )
+    eval_all_frames: bool = field(
+        default=True, metadata={"help": "classification eval averages predictions over all sampled frames"}
+    )
+    max_decode_error_fraction: float = field(
+        default=0.05, metadata={"help": "fail when more than this share of samples cannot be decoded"}
+    )
+    eval_batch_size: int = field(default=32, metadata={"help": "batch size of the retrieval evaluation"})
+    preprocess_once: bool = field(
+        default=False,
+        metadata={
+            "help": "decode and preprocess every clip once, keep the tensors in memory and train epochs over them "
+            "(small datasets; the stream is decoded again every epoch otherwise)"
+        },
+    )
+
+    def __post_init__(self):
+        get_task(self.task)
+        if self.modalities not in MODALITY_KEYS:
+            raise ValueError(f"modalities must be one of {sorted(MODALITY_KEYS)}, got {self.modalities!r}")
+        if self.head_learning_rate_multiplier <= 0:
+            raise ValueError("head_learning_rate_multiplier must be > 0")
+
+
+class AudioVisualTrainer(Trainer):
+    """Trainer whose optimizer gives the classification head its own learning-rate factor."""
+
+    def __init__(self, *args, head_learning_rate_multiplier: float = 1.0, head_prefixes=("classifier",), **kwargs):
+        self.head_learning_rate_multiplier = head_learning_rate_multiplier
+        self.head_prefixes = tuple(head_prefixes)
+        super().__init__(*args, **kwargs)
+
+    def create_optimizer(self, model=None):
+        if self.head_learning_rate_multiplier == 1.0 or self.optimizer is not None:
+            return super().create_optimizer(model)
+        opt_model = self.model if model is None else model
+        decay = set(self.get_decay_parameter_names(opt_model))
+        groups: dict[tuple[bool, bool], list] = {}
+        for name, param in opt_model.named_parameters():
+            if param.requires_grad:
+                groups.setdefault((name.startswith(self.head_prefixes), name in decay), []).append(param)
+        base_lr = self.args.learning_rate
+        param_groups = [
+            {
+                "params": params,
+                "weight_decay": self.args.weight_decay if is_decay else 0.0,
+                "lr": base_lr * (self.head_learning_rate_multiplier if is_head else 1.0),
+            }
+            for (is_head, is_decay), params in groups.items()
+        ]
+        optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, opt_model)
+        optimizer_kwargs.pop("lr", None)
+        self.optimizer = optimizer_cls(param_groups, lr=base_lr, **optimizer_kwargs)
+        return self.optimizer
+
+
+def _label_info(manifest: str, media_root: str | None):
+    from hf_av.data import LabelEncoder, read_manifest
+
+    rows = read_manifest(manifest, root=media_root)
+    return rows, LabelEncoder.from_rows(rows)
+
+
+def _build_model(job: AudioVisualJobArguments, task, encoder):
+    overrides = json.loads(job.config_overrides) if job.config_overrides else {}
+    if task.label_mode is not None:
+        if encoder is None:
+            raise ValueError(f"task {task.name!r} needs labels in {job.train_manifest}")
+        names = list(encoder.label_names)
+        overrides.update(
+            num_labels=len(names),
+            id2label=dict(enumerate(names)),
+            label2id={name: i for i, name in enumerate(names)},
+        )
+        if encoder.mode == "multi":
+            overrides["problem_type"] = "multi_label_classification"
+        elif encoder.mode == "single":
+            overrides["problem_type"] = "single_label_classification"
+    if job.model_name_or_path:
+        config = AutoConfig.from_pretrained(job.model_name_or_path, **overrides)
+        model_class = model_class_for(task, config)
+        # a new head (or another label set) is initialised fresh; the encoder comes from the folder
+        model = model_class.from_pretrained(job.model_name_or_path, config=config, ignore_mismatched_sizes=True)
+    else:
+        config = AutoConfig.for_model(job.model_type, **overrides)
+        model = model_class_for(task, config)(config)
+    return model
+
+
+def _build_processor(job: AudioVisualJobArguments, config):
+    if job.model_name_or_path and (Path(job.model_name_or_path) / "processor_config.json").is_file():
+        from transformers import AutoProcessor
+
+        return AutoProcessor.from_pretrained(job.model_name_or_path)
+    return processor_for_config(config)
+
+
+def _epoch_rows(rows: list, num_samples: int, seed: int) -> list:
+    """`rows` repeated, each pass in its own seeded order, until `num_samples` are covered.
+
+    Trainer sees one long epoch instead of re-entering a short stream: a run resumed at step k then skips
+    exactly the first k batches of the same sequence, so it continues as if it had never stopped.
+    """
+    import numpy as np
+
+    ordered: list = []
+    epoch = 0
+    while len(ordered) < num_samples:
+        order = np.random.default_rng([seed, epoch]).permutation(len(rows))
+        ordered.extend(rows[i] for i in order)
+        epoch += 1
+    return ordered
+
+
+def _stream(manifest, processor, job, training_args, *, train: bool, frame_index, label_names):
+    from hf_av.data import DecodeErrorPolicy, read_manifest, split_by_node, stream_from_rows
+
+    rows = read_manifest(manifest, root=job.media_root)
+    if job.preprocess_once:
+        return _preprocessed_in_memory(rows, processor, job, frame_index, label_names)
+    if train:
+        per_step = training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps
+        rows = _epoch_rows(rows, per_step * training_args.world_size * training_args.max_steps, training_args.seed)
+    processor_kwargs = {"frame_index": frame_index} if frame_index is not None else None
+    dataset = stream_from_rows(
+        rows,
+        processor,
+        label_names=label_names,
+        processor_kwargs=processor_kwargs,
+        error_policy=DecodeErrorPolicy(max_fraction=job.max_decode_error_fraction),
+    )
+    if training_args.world_size > 1:
+        dataset = split_by_node(dataset, rank=training_args.process_index, world_size=training_args.world_size)
+    return dataset
+
+
+class InMemoryExamples(torch.utils.data.Dataset):
+    """Preprocessed examples held in memory: a map-style dataset, so Trainer shuffles per epoch and resumes."""
+
+    def __init__(self, examples: list[dict]):
+        self.examples = examples
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, index: int) -> dict:
+        return self.examples[index]
+
+
+# (manifest rows, processor settings, frame choice, labels) -> examples, so the runs of one process (the main job
+# pre-trains and fine-tunes on the same clips) decode each clip once.
+_PREPROCESSED_CACHE: dict[str, InMemoryExamples] = {}
+
+
+def _preprocessed_in_memory(rows, processor, job, frame_index, label_names) -> InMemoryExamples:
+    from hf_av.data import DecodeErrorPolicy, stream_from_rows
+
+    key = json.dumps(
+        [rows, processor.to_dict() if hasattr(processor, "to_dict") else repr(processor), frame_index, label_names],
+        sort_keys=True, default=str,
+    )
+    if key not in _PREPROCESSED_CACHE:
+        stream = stream_from_rows(
+            rows, processor, label_names=label_names,
+            processor_kwargs={"frame_index": frame_index} if frame_index is not None else None,
+            error_policy=DecodeErrorPolicy(max_fraction=job.max_decode_error_fraction),
+        ).with_format("torch")
+        _PREPROCESSED_CACHE[key] = InMemoryExamples(list(stream))
+    return _PREPROCESSED_CACHE[key]
+
+
+def build_trainer(job: AudioVisualJobArguments, training_args: TrainingArguments):
+    """Model, processor, streams, collator and Trainer for `job` (returned with the eval stream)."""
+    from hf_av.data import AudioVisualCollator
+
+    task = get_task(job.task)
+    if not job.preprocess_once and (training_args.max_steps is None or training_args.max_steps <= 0):
+        raise ValueError("streamed datasets have no length: set --max_steps (or --preprocess_once)")
+    training_args.remove_unused_columns = False  # our collator chooses the model inputs
+    _, encoder = _label_info(job.train_manifest, job.media_root)
+    set_seed(training_args.seed)  # the model's initialisation, not only the training, follows --seed
+    model = _build_model(job, task, encoder if task.label_mode else None)
+    processor = _build_processor(job, model.config)
+    label_names = list(encoder.label_names) if encoder is not None else None
+
+    model_keys = MODALITY_KEYS[job.modalities]
+    train_keys = model_keys + (("labels",) if task.label_mode else ())
+    train_dataset = _stream(job.train_manifest, processor, job, training_args, train=True, frame_index=None,
+                            label_names=label_names)
+    eval_dataset = None
+    if job.eval_manifest:
+        eval_frames = "all" if (task.metric == "classification" and job.eval_all_frames) else None
+        eval_dataset = _stream(job.eval_manifest, processor, job, training_args, train=False,
+                               frame_index=eval_frames, label_names=label_names)
+    trainer = AudioVisualTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset if task.metric == "classification" else None,
+        data_collator=AudioVisualCollator(keys=train_keys),
+        compute_metrics=classification_metrics(model.config.problem_type) if task.metric == "classification" else None,
+        head_learning_rate_multiplier=job.head_learning_rate_multiplier,
+    )
+    trainer.hf_av_processor = processor
+    return trainer, eval_dataset
+
+
+def run_training(job: AudioVisualJobArguments, training_args: TrainingArguments) -> dict:
+    """Train, evaluate and save; returns the loss history and the evaluation metrics."""
+    from hf_av.data import AudioVisualCollator
+
+    task = get_task(job.task)
+    trainer, eval_dataset = build_trainer(job, training_args)
+    train_output = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    metrics: dict = {}
+    if eval_dataset is not None:
+        if task.metric == "retrieval":
+            keys = ("input_values", "pixel_values", "labels")
+            metrics = evaluate_retrieval(trainer.model, eval_dataset, AudioVisualCollator(keys=keys),
+                                         batch_size=job.eval_batch_size)
+        elif task.metric == "classification":
+            metrics = {k.removeprefix("eval_"): v for k, v in trainer.evaluate().items()}
+    history = [entry for entry in trainer.state.log_history if "loss" in entry]
+    results = {
+        "job": asdict(job),
+        "train_runtime_s": train_output.metrics.get("train_runtime"),
+        "train_loss_history": [{"step": e["step"], "loss": e["loss"]} for e in history],
+        "metrics": metrics,
+    }
+    if trainer.is_world_process_zero():
+        trainer.save_model(training_args.output_dir)
+        trainer.hf_av_processor.save_pretrained(training_args.output_dir)
+        with open(os.path.join(training_args.output_dir, "hf_av_results.json"), "w") as handle:
+            json.dump(results, handle, indent=2, default=str)
+    return results
+
+
+def cli_main(argv: list[str] | None = None) -> int:
+    """`hf-av train ...`: every `AudioVisualJobArguments` field plus every `TrainingArguments` flag."""
+    from transformers import HfArgumentParser
+
+    parser = HfArgumentParser((AudioVisualJobArguments, TrainingArguments))
+    parser.prog = "hf-av train"
+    job, training_args = parser.parse_args_into_dataclasses(args=argv)
+    results = run_training(job, training_args)
+    print(json.dumps({"metrics": results["metrics"], "output_dir": training_args.output_dir}, indent=2))
+    return 0
+
+
+__all__ = ["AudioVisualJobArguments", "AudioVisualTrainer", "build_trainer", "cli_main", "run_training"]
+
+
+if torch.get_num_threads() < 1:  # pragma: no cover - guards odd environments where torch reports 0 threads
+    torch.set_num_threads(1)
