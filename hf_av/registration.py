@@ -11,7 +11,6 @@ def _register_models() -> None:
         AutoModel,
         AutoModelForAudioClassification,
         AutoModelForPreTraining,
-        AutoModelForVideoClassification,
     )
 
     from modeling.cav_mae import (
@@ -23,13 +22,13 @@ def _register_models() -> None:
 
     from .auto import AutoModelForAudioVisualClassification
 
-    # CAV-MAE. The classifier is registered for both single-modality Auto heads: audio-only input runs the original
-    # `audioonly` mode and frames-only input `videoonly` (several frames are averaged as in the paper).
+    # CAV-MAE. The classifier is also an audio-classification head: audio-only input runs the original `audioonly`
+    # mode, so Transformers' stock `audio-classification` pipeline works with it. It is not registered for
+    # video classification: the stock pipeline feeds consecutive frames, not the paper's ten spread-out frames.
     AutoConfig.register(CavMaeConfig.model_type, CavMaeConfig, exist_ok=True)
     AutoModel.register(CavMaeConfig, CavMaeModel, exist_ok=True)
     AutoModelForPreTraining.register(CavMaeConfig, CavMaeForPreTraining, exist_ok=True)
     AutoModelForAudioClassification.register(CavMaeConfig, CavMaeForAudioVisualClassification, exist_ok=True)
-    AutoModelForVideoClassification.register(CavMaeConfig, CavMaeForAudioVisualClassification, exist_ok=True)
     AutoModelForAudioVisualClassification.register(CavMaeConfig, CavMaeForAudioVisualClassification, exist_ok=True)
 
 

@@ -1,0 +1,124 @@
+"""`audio-visual-classification`: a clip (file, bytes or arrays) -> top-k labels."""
+
+from __future__ import annotations
+
+import inspect
+
+import torch
+from transformers import Pipeline
+
+from .base import AudioVisualInputMixin
+
+__all__ = ["AudioVisualClassificationPipeline"]
+
+
+class AudioVisualClassificationPipeline(AudioVisualInputMixin, Pipeline):
+    """Classify audio-visual clips with an audio-visual classification head (CAV-MAE fine-tuned models).
+
+    ```python
+    import hf_av  # registers the pipeline
+    from transformers import pipeline
+
+    classifier = pipeline("audio-visual-classification", model="path/to/cav-mae-finetuned")
+    classifier("clip.mp4", top_k=3)                     # [{"label": ..., "score": ...}, ...]
+    classifier(["a.mp4", "b.mp4"], batch_size=2)        # batched
+    classifier({"audio": waveform, "sampling_rate": 16000})  # audio only (CAV-MAE audioonly / missing-video mode)
+    ```
+
+    Call arguments:
+        top_k (`int`, defaults to 5): number of labels returned (all labels when larger than `num_labels`).
+        frames (`"all"`, `"middle"` or `int`, defaults to `"all"`): for files, which of the family's evaluation
+            frames are used. `"all"` classifies each of them and averages the per-frame probabilities, as the
+            papers evaluate (CAV-MAE: ten frames); `"middle"` uses the single evaluation frame (faster).
+        modality (`"audio-visual"`, `"audio"`, `"video"` or `None`): what to feed the model; `None` uses every
+            modality the input has.
+        mode (`str`, *optional*): a family inference mode passed to the model (CAV-MAE: `"multimodal"`,
+            `"audioonly"`, `"videoonly"`, `"missingaudioonly"`, `"missingvideoonly"`). By default a model fine-tuned
+            multimodally (`config.finetuning_mode == "multimodal"`) given one modality uses the original's
+            `missing*only` mode; otherwise the model picks its mode from the inputs.
+        function_to_apply (`"sigmoid"`, `"softmax"` or `"none"`): score function; by default sigmoid for
+            multi-label models (`problem_type="multi_label_classification"`, AudioSet), softmax otherwise.
+    """
+
+    _load_processor = True
+    _load_image_processor = False
+    _load_feature_extractor = False
+    _load_tokenizer = False
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._ensure_batchable()
+
+    def _sanitize_parameters(self, top_k=None, frames=None, modality=None, mode=None, function_to_apply=None, **kwargs):
+        preprocess, forward, postprocess = {}, {}, {}
+        if frames is not None:
+            preprocess["frames"] = frames
+        if modality is not None:
+            preprocess["modality"] = modality
+        if mode is not None:
+            forward["mode"] = mode
+        if top_k is not None:
+            if not isinstance(top_k, int) or top_k < 1:
+                raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
+            postprocess["top_k"] = top_k
+        if function_to_apply is not None:
+            if function_to_apply not in ("sigmoid", "softmax", "none"):
+                raise ValueError(f"function_to_apply must be 'sigmoid', 'softmax' or 'none', got {function_to_apply!r}")
+            postprocess["function_to_apply"] = function_to_apply
+        if kwargs:
+            raise TypeError(f"unexpected argument(s) {sorted(kwargs)} for audio-visual-classification")
+        return preprocess, forward, postprocess
+
+    def __call__(self, inputs, **kwargs):
+        """Classify one clip or a list of clips (see the class docstring for inputs and options)."""
+        return super().__call__(inputs, **kwargs)
+
+    def preprocess(self, inputs, frames="all", modality=None):
+        clip = self.prepare_clip(inputs, modality=modality, frames=frames)
+        clip.pop("duration", None)
+        return self._model_dtype_cast(clip)
+
+    def _default_mode(self, model_inputs) -> str | None:
+        config = self.model.config
+        if getattr(config, "finetuning_mode", None) != "multimodal":
+            return None
+        has_audio = model_inputs.get("input_values") is not None
+        has_video = model_inputs.get("pixel_values") is not None
+        if has_audio and not has_video:
+            return "missingaudioonly"
+        if has_video and not has_audio:
+            return "missingvideoonly"
+        return None
+
+    def _forward(self, model_inputs, mode=None):
+        accepts_mode = "mode" in inspect.signature(self.model.forward).parameters
+        if mode is None and accepts_mode:
+            mode = self._default_mode(model_inputs)
+        kwargs = {"mode": mode} if mode is not None and accepts_mode else {}
+        if mode is not None and not accepts_mode:
+            raise ValueError(f"{type(self.model).__name__} has no inference modes (mode={mode!r})")
+        outputs = self.model(**model_inputs, **kwargs)
+        return {"logits": outputs.logits}
+
+    def postprocess(self, model_outputs, top_k=5, function_to_apply=None):
+        config = self.model.config
+        if function_to_apply is None:
+            if config.problem_type == "regression" or config.num_labels == 1:
+                function_to_apply = "none"
+            elif config.problem_type == "multi_label_classification":
+                function_to_apply = "sigmoid"
+            else:
+                function_to_apply = "softmax"
+        logits = model_outputs["logits"][0].float()
+        if function_to_apply == "softmax":
+            scores = logits.softmax(-1)
+        elif function_to_apply == "sigmoid":
+            scores = logits.sigmoid()
+        else:
+            scores = logits
+        top_k = min(top_k, scores.shape[-1])
+        values, ids = torch.topk(scores, top_k)
+        return [
+            {"label": config.id2label.get(int(i), str(int(i))), "score": float(v)}
+            for v, i in zip(values.tolist(), ids.tolist())
+        ]

@@ -1,0 +1,193 @@
+"""`audio-visual-event-localization`: a clip -> one label per segment (AVE: ten 1-second segments) and events.
+
+The post-processing is model-agnostic and lives in :func:`segment_labels_from_logits` / :func:`segments_to_events`.
+It understands the two output layouts of AVE-style heads:
+
+* per-segment class logits `logits` `[B, T, C]` (the background class, if any, is one of the `C` labels);
+* the supervised-AVE layout `is_event_logits` `[B, T]` (or `[B, T, 1]`) + `event_logits` `[B, C]` (one event class
+  per video): a segment is the video's event class when `sigmoid(is_event) > threshold`, background otherwise.
+
+The LAVisH and DG-SCT heads land with their family issues; the pipeline reads whichever layout they return.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from transformers import Pipeline
+
+from .base import AudioVisualInputMixin
+
+__all__ = ["AudioVisualEventLocalizationPipeline", "segment_labels_from_logits", "segments_to_events"]
+
+BACKGROUND_NAMES = ("background", "bg", "none", "other")
+
+
+def _background_id(id2label: dict, background_label: str | None) -> int | None:
+    names = (background_label.lower(),) if background_label else BACKGROUND_NAMES
+    for index, name in id2label.items():
+        if str(name).lower() in names:
+            return int(index)
+    return None
+
+
+def segment_labels_from_logits(
+    id2label: dict,
+    logits: torch.Tensor | np.ndarray | None = None,
+    is_event_logits: torch.Tensor | np.ndarray | None = None,
+    event_logits: torch.Tensor | np.ndarray | None = None,
+    threshold: float = 0.5,
+    background_label: str | None = None,
+    multi_label: bool = False,
+) -> list[dict]:
+    """Per-segment predictions of ONE clip: `[{"segment": t, "label": str, "label_id": int, "score": float}]`.
+
+    Args:
+        id2label: class names; the background class is found by name (`background_label`, else "background").
+        logits (`[T, C]`): per-segment class logits (softmax per segment, or sigmoid with `multi_label`).
+        is_event_logits (`[T]` or `[T, 1]`) and event_logits (`[C]`): the supervised-AVE layout.
+        threshold: event probability threshold of the supervised layout (and of `multi_label` scores).
+    """
+    id2label = {int(k): v for k, v in id2label.items()}
+    background = _background_id(id2label, background_label)
+    if logits is not None:
+        logits = torch.as_tensor(np.asarray(logits) if not isinstance(logits, torch.Tensor) else logits).float()
+        if logits.ndim != 2:
+            raise ValueError(f"logits must be [segments, classes], got shape {tuple(logits.shape)}")
+        probabilities = logits.sigmoid() if multi_label else logits.softmax(-1)
+        scores, ids = probabilities.max(-1)
+        segments = []
+        for t, (score, label_id) in enumerate(zip(scores.tolist(), ids.tolist())):
+            if multi_label and score < threshold and background is not None:
+                label_id, score = background, 1.0 - score
+            segments.append({"segment": t, "label": id2label.get(label_id, str(label_id)), "label_id": label_id, "score": score})
+        return segments
+    if is_event_logits is None or event_logits is None:
+        raise ValueError("pass logits [T, C], or is_event_logits [T] together with event_logits [C]")
+    is_event = torch.as_tensor(np.asarray(is_event_logits)).float().reshape(-1).sigmoid()
+    event_probabilities = torch.as_tensor(np.asarray(event_logits)).float().reshape(-1).softmax(-1)
+    if background is not None and event_probabilities.shape[0] == len(id2label):
+        event_probabilities[background] = -1.0  # the video's event class is never the background
+    event_score, event_id = event_probabilities.max(-1)
+    segments = []
+    for t, p in enumerate(is_event.tolist()):
+        if p > threshold:
+            segments.append({"segment": t, "label": id2label.get(int(event_id), str(int(event_id))),
+                             "label_id": int(event_id), "score": p * float(event_score)})
+        else:
+            label_id = background if background is not None else -1
+            segments.append({"segment": t, "label": id2label.get(label_id, "background"), "label_id": label_id,
+                             "score": 1.0 - p})
+    return segments
+
+
+def segments_to_events(
+    segments: list[dict], segment_duration: float = 1.0, background_id: int | None = None, keep_background: bool = False
+) -> list[dict]:
+    """Merge runs of equal labels into events `{"label", "start", "end", "score"}` (seconds; mean segment score)."""
+    events: list[dict] = []
+    for segment in segments:
+        if not keep_background and (segment["label_id"] == background_id or segment["label_id"] == -1):
+            events.append(None)  # a background segment ends the current run
+            continue
+        last = events[-1] if events else None
+        if last is not None and last["label_id"] == segment["label_id"]:
+            last["end"] = round((segment["segment"] + 1) * segment_duration, 6)
+            last["_scores"].append(segment["score"])
+        else:
+            events.append({
+                "label": segment["label"], "label_id": segment["label_id"],
+                "start": round(segment["segment"] * segment_duration, 6),
+                "end": round((segment["segment"] + 1) * segment_duration, 6), "_scores": [segment["score"]],
+            })
+    result = []
+    for event in events:
+        if event is None:
+            continue
+        scores = event.pop("_scores")
+        event["score"] = float(sum(scores) / len(scores))
+        result.append(event)
+    return result
+
+
+class AudioVisualEventLocalizationPipeline(AudioVisualInputMixin, Pipeline):
+    """Per-second audio-visual event labels (LAVisH, DG-SCT on AVE) -- generic over the head's output layout.
+
+    ```python
+    localizer = pipeline("audio-visual-event-localization", model="path/to/lavish-ave")
+    localizer("clip.mp4")
+    # {"segments": [{"segment": 0, "start": 0.0, "end": 1.0, "label": "Dog", "score": 0.9}, ...],
+    #  "events": [{"label": "Dog", "start": 0.0, "end": 4.0, "score": 0.88}, ...]}
+    ```
+
+    Call arguments:
+        threshold (`float`, defaults to 0.5): event threshold of the supervised layout / multi-label scores.
+        background_label (`str`, *optional*): name of the background class (default: a label named "background").
+        segment_duration (`float`, *optional*): seconds per segment (default: clip duration / segments, else 1.0).
+        keep_background (`bool`, defaults to False): also list background runs in `events`.
+    """
+
+    _load_processor = True
+    _load_image_processor = False
+    _load_feature_extractor = False
+    _load_tokenizer = False
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._ensure_batchable()
+
+    def _sanitize_parameters(self, threshold=None, background_label=None, segment_duration=None, keep_background=None,
+                             modality=None, **kwargs):
+        if kwargs:
+            raise TypeError(f"unexpected argument(s) {sorted(kwargs)} for audio-visual-event-localization")
+        preprocess, postprocess = {}, {}
+        if modality is not None:
+            preprocess["modality"] = modality
+        for name, value in (("threshold", threshold), ("background_label", background_label),
+                            ("segment_duration", segment_duration), ("keep_background", keep_background)):
+            if value is not None:
+                postprocess[name] = value
+        return preprocess, {}, postprocess
+
+    def preprocess(self, inputs, modality=None):
+        clip = self.prepare_clip(inputs, modality=modality, frames="all")
+        duration = clip.pop("duration", None)
+        model_inputs = self._model_dtype_cast(clip)
+        model_inputs["duration"] = torch.tensor([duration if duration else float("nan")], dtype=torch.float64)
+        return model_inputs
+
+    def _forward(self, model_inputs):
+        duration = model_inputs.pop("duration")
+        outputs = self.model(**model_inputs)
+        result = {"duration": duration}
+        for name in ("logits", "is_event_logits", "event_logits"):
+            value = getattr(outputs, name, None)
+            if value is not None:
+                result[name] = value
+        if "logits" in result and result["logits"].ndim == 2 and "is_event_logits" in result:
+            result["event_logits"] = result.pop("logits")  # the head's video-level class logits
+        if "logits" not in result and "is_event_logits" not in result:
+            raise ValueError(f"{type(self.model).__name__} returns neither segment logits nor is_event/event logits")
+        return result
+
+    def postprocess(self, model_outputs, threshold=0.5, background_label=None, segment_duration=None,
+                    keep_background=False):
+        config = self.model.config
+        segments = segment_labels_from_logits(
+            config.id2label,
+            logits=model_outputs["logits"][0] if "logits" in model_outputs else None,
+            is_event_logits=model_outputs["is_event_logits"][0] if "is_event_logits" in model_outputs else None,
+            event_logits=model_outputs["event_logits"][0] if "event_logits" in model_outputs else None,
+            threshold=threshold,
+            background_label=background_label,
+            multi_label=config.problem_type == "multi_label_classification",
+        )
+        if segment_duration is None:
+            duration = float(model_outputs["duration"][0])
+            segment_duration = duration / len(segments) if np.isfinite(duration) and duration > 0 else 1.0
+        for segment in segments:
+            segment["start"] = round(segment["segment"] * segment_duration, 6)
+            segment["end"] = round((segment["segment"] + 1) * segment_duration, 6)
+        background = _background_id({int(k): v for k, v in config.id2label.items()}, background_label)
+        events = segments_to_events(segments, segment_duration, background, keep_background)
+        return {"segments": segments, "events": events}
