@@ -16,6 +16,9 @@ from .validation import check_waveform
 
 __all__ = ["resample"]
 
+# Largest polyphase filter bank built (float elements): 2**25 = 128 MiB in float32.
+_MAX_KERNEL_ELEMENTS = 2**25
+
 
 @lru_cache(maxsize=16)
 def _sinc_kernels(orig: int, new: int, lowpass_filter_width: int, rolloff: float) -> tuple[torch.Tensor, int]:
@@ -57,6 +60,14 @@ def resample(
         return waveform
     gcd = math.gcd(orig_freq, new_freq)
     orig, new = orig_freq // gcd, new_freq // gcd
+    # Robustness fix: rates with a small gcd (44101 -> 16000) need one kernel row per output phase, each as long as
+    # `orig`: gigabytes for such pairs, which used to end in an out-of-memory crash. Refuse them with the reason.
+    if new * (orig + 2 * math.ceil(lowpass_filter_width * orig / (min(orig, new) * rolloff))) > _MAX_KERNEL_ELEMENTS:
+        raise ValueError(
+            f"Cannot resample {orig_freq} Hz -> {new_freq} Hz: the rates reduce to {orig}/{new}, which needs a "
+            f"polyphase filter too large to build; resample to a standard rate (e.g. {new_freq} Hz) with ffmpeg/sox "
+            "first, or decode with hf_av.media.decode_media(..., sampling_rate=...)."
+        )
 
     kernels, width = _sinc_kernels(orig, new, int(lowpass_filter_width), float(rolloff))
     dtype = waveform.dtype

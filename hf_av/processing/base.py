@@ -6,6 +6,8 @@ defaults, a processor says how to decode a file (``_media_decode_kwargs``) and w
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -37,11 +39,44 @@ __all__ = [
     "to_return_tensors",
 ]
 
+# What a processor returns from files: both modalities (default), one of them, or whatever each file has.
+MODALITIES = ("audio-visual", "audio", "visual", "available")
+
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
 
 # More channels than this in a [C, N] clip almost surely means a channels-last [N, C] array.
 _MAX_CHANNELS = 16
+
+
+def check_setting(owner, name: str, value, *, minimum=None, exclusive: bool = False, integer: bool = False,
+                  choices=None, optional: bool = False):
+    """Refuse an invalid constructor setting with a ``ValueError`` naming the class and the field.
+
+    Robustness fix: the preprocessing constructors accepted e.g. ``target_length=-1`` or ``sampling_rate=0`` and
+    failed later inside torch (or silently produced empty features); they now fail at construction.
+    """
+    where = f"{type(owner).__name__}.{name}"
+    if value is None and optional:
+        return
+    if choices is not None:
+        if value not in choices:
+            raise ValueError(f"{where} must be one of {tuple(choices)}, got {value!r}.")
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
+        raise ValueError(f"{where} must be a finite number, got {value!r}.")
+    if integer and float(value) != int(value):
+        raise ValueError(f"{where} must be an integer, got {value!r}.")
+    if minimum is not None and (value <= minimum if exclusive else value < minimum):
+        raise ValueError(f"{where} must be {'>' if exclusive else '>='} {minimum}, got {value!r}.")
+
+
+def check_sampling_rate(value, what: str) -> int:
+    """A sampling rate given with raw audio: a positive integer (Hz); ``44100.0`` is accepted, ``44100.5`` is not."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)) \
+            or float(value) != int(value) or int(value) <= 0:
+        raise ValueError(f"{what}: sampling_rate must be a positive integer (Hz), got {value!r}.")
+    return int(value)
 
 
 def to_return_tensors(data: dict[str, torch.Tensor], return_tensors: str | None) -> BatchFeature:
@@ -128,6 +163,7 @@ class WaveformFeatureExtractor(SequenceFeatureExtractor):
 
     def __init__(self, feature_size: int, sampling_rate: int, padding_value: float = 0.0, resample_input: bool = True, **kwargs):
         kwargs.setdefault("return_attention_mask", False)  # fixed-size outputs: no padding mask
+        check_setting(self, "sampling_rate", sampling_rate, minimum=0, exclusive=True, integer=True)
         super().__init__(feature_size=feature_size, sampling_rate=sampling_rate, padding_value=padding_value, **kwargs)
         self.resample_input = resample_input
 
@@ -139,6 +175,8 @@ class WaveformFeatureExtractor(SequenceFeatureExtractor):
                 f"{type(self).__name__}: pass `sampling_rate=` with raw audio (this extractor expects "
                 f"{self.sampling_rate} Hz); silent rate mismatches give wrong features."
             )
+        # Robustness fix: a fractional rate (44100.5) used to be truncated by int() without notice.
+        sampling_rate = check_sampling_rate(sampling_rate, type(self).__name__)
         if sampling_rate != self.sampling_rate:
             if not self.resample_input:
                 raise ValueError(
@@ -204,6 +242,25 @@ class FrameImageProcessor(BaseImageProcessor):
             raise ValueError(f"size must be {{'shortest_edge': n}} or {{'height': h, 'width': w}}, got {self.size!r}.")
         if self.do_center_crop and not (isinstance(self.crop_size, dict) and {"height", "width"} <= set(self.crop_size)):
             raise ValueError(f"crop_size must be {{'height': h, 'width': w}}, got {self.crop_size!r}.")
+        # Robustness fix: sizes, interpolation and normalisation constants were not checked, so e.g.
+        # size={"shortest_edge": -1} or image_std=[0, 1, 1] failed (or gave inf) only when frames arrived.
+        if self.do_resize:
+            for key, value in self.size.items():
+                check_setting(self, f"size[{key!r}]", value, minimum=1, integer=True)
+            check_setting(self, "interpolation", self.interpolation, choices=("nearest", "bilinear", "bicubic"))
+        if self.do_center_crop:
+            for key in ("height", "width"):
+                check_setting(self, f"crop_size[{key!r}]", self.crop_size[key], minimum=1, integer=True)
+        if self.do_rescale:
+            check_setting(self, "rescale_factor", self.rescale_factor, minimum=0, exclusive=True)
+        if self.do_normalize:
+            for name in ("image_mean", "image_std"):
+                values = getattr(self, name)
+                if not isinstance(values, (list, tuple)) or len(values) != 3:
+                    raise ValueError(f"{type(self).__name__}.{name} must be 3 numbers (RGB), got {values!r}.")
+                for value in values:
+                    check_setting(self, name, value, minimum=0 if name == "image_std" else None,
+                                  exclusive=name == "image_std")
 
     def preprocess_frames(self, frames, **overrides) -> torch.Tensor:
         """Frames ``[..., H, W, C]`` or ``[..., C, H, W]`` (uint8 or float) -> float32 ``[..., 3, H', W']``."""
@@ -211,6 +268,9 @@ class FrameImageProcessor(BaseImageProcessor):
         if overrides:
             raise ValueError(f"Unknown image processing arguments: {sorted(overrides)}.")
         frames = to_channels_first(frames)
+        if frames.shape[-1] == 0 or frames.shape[-2] == 0:
+            # Robustness fix: a 0-pixel side reached the resize arithmetic and raised ZeroDivisionError.
+            raise ValueError(f"Frames must be at least 1x1 pixels, got shape {tuple(frames.shape)}.")
         if frames.shape[-3] == 4:
             frames = frames[..., :3, :, :]  # drop alpha
         if frames.shape[-3] == 1:
@@ -285,6 +345,11 @@ class AudioVisualProcessor(ProcessorMixin):
     # Family options accepted by __call__ (anything else is a typo and is refused).
     call_options: ClassVar[tuple[str, ...]] = ()
 
+    def _missing_modality_hint(self) -> str:
+        if "modalities" in self.call_options:
+            return ' Pass modalities="available" (or "audio" / "visual") to process the modality that is there.'
+        return f" {type(self).__name__} has no single-modality mode (the original model needs both)."
+
     @classmethod
     def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
         attributes = cls.get_attributes()
@@ -303,7 +368,29 @@ class AudioVisualProcessor(ProcessorMixin):
         """Decode one file (path, URL, bytes or file object) once, audio and frames together."""
         from ..media import decode_media  # PyAV stays off the import path of hf_av.features
 
-        return decode_media(source, **self._media_decode_kwargs(**call_kwargs))
+        kwargs = self._media_decode_kwargs(**call_kwargs)
+        select = kwargs.get("frame_indices")
+        if not callable(select):
+            return decode_media(source, **kwargs)
+        asked: dict[str, Any] = {}
+
+        def recording(info):
+            asked["info"], asked["indices"] = info, list(select(info))
+            return asked["indices"]
+
+        decoded = decode_media(source, **{**kwargs, "frame_indices": recording})
+        # Robustness fix: a damaged file whose index promises more frames than it holds (truncated avi, mp4 with
+        # the index in front) gave frame choices past the real end, so the processor got no frames at all. The
+        # warning has been issued; choose again among the frames that are really there (decoded.num_video_frames
+        # is the count found once the stream ran out).
+        got = 0 if decoded.frame_indices is None else len(decoded.frame_indices)
+        real = decoded.num_video_frames
+        if "info" in asked and got < len(asked["indices"]) and real and real < (asked["info"].num_frames or 0):
+            from dataclasses import replace
+
+            info = replace(asked["info"], num_frames=real, num_frames_exact=True)
+            decoded = decode_media(source, **{**kwargs, "frame_indices": lambda _: select(info)})
+        return decoded
 
     @staticmethod
     def _as_sources(videos) -> list:
@@ -342,28 +429,50 @@ class AudioVisualProcessor(ProcessorMixin):
         unknown = sorted(set(kwargs) - set(self.call_options))
         if unknown:
             raise ValueError(f"{type(self).__name__} got unknown arguments {unknown}; options: {list(self.call_options)}.")
+        modalities = kwargs.get("modalities") or "audio-visual"
+        if modalities not in MODALITIES:
+            raise ValueError(f"modalities must be one of {MODALITIES}, got {modalities!r}.")
         if videos is not None:
             if audio is not None or images is not None:
                 raise ValueError("Pass either videos= (files) or audio=/images= (arrays), not both.")
-            audio, images, rates = [], [], set()
+            audio, images, rates, present = [], [], set(), {}
             for source in self._as_sources(videos):
                 decoded = self.decode(source, **kwargs)
-                if decoded.audio is None or decoded.sampling_rate is None:
-                    raise ValueError(f"{source}: the file has no audio track (this model needs audio and frames).")
-                if decoded.frames is None or len(decoded.frames) == 0:
-                    raise ValueError(f"{source}: no video frames could be decoded.")
-                audio.append(decoded.audio)
-                rates.add(int(decoded.sampling_rate))
-                images.append(decoded.frames)
-            if len(rates) != 1:
-                raise ValueError(f"Decoded audio came back at several rates {sorted(rates)}; expected one.")
-            sampling_rate = rates.pop()
-            pixel_values = torch.stack(
-                [self.image_processor.preprocess_frames(torch.from_numpy(np.asarray(f))) for f in images]
-            )
-            if self.single_frame_per_clip and pixel_values.shape[1] == 1:
-                pixel_values = pixel_values[:, 0]
-            data = {"pixel_values": pixel_values}
+                has_audio = decoded.audio is not None and decoded.sampling_rate is not None
+                has_frames = decoded.frames is not None and len(decoded.frames) > 0
+                if modalities in ("audio-visual", "audio") and not has_audio:
+                    raise ValueError(f"{source}: no audio could be decoded (no audio track, or an unreadable one)."
+                                     + self._missing_modality_hint())
+                if modalities in ("audio-visual", "visual") and not has_frames:
+                    raise ValueError(f"{source}: no video frames could be decoded." + self._missing_modality_hint())
+                present[str(source)] = (has_audio and modalities != "visual", has_frames and modalities != "audio")
+                if present[str(source)][0]:
+                    audio.append(decoded.audio)
+                    rates.add(int(decoded.sampling_rate))
+                if present[str(source)][1]:
+                    images.append(decoded.frames)
+            if len(set(present.values())) > 1:
+                # modalities="available": one batch cannot mix clips with and without a modality
+                raise ValueError(
+                    "These files do not have the same modalities, so they cannot form one batch: "
+                    + "; ".join(f"{name}: {'audio' if a else 'no audio'}, {'frames' if v else 'no frames'}"
+                                for name, (a, v) in present.items())
+                    + ". Process them separately."
+                )
+            data = {}
+            if images:
+                pixel_values = torch.stack(
+                    [self.image_processor.preprocess_frames(torch.from_numpy(np.asarray(f))) for f in images]
+                )
+                if self.single_frame_per_clip and pixel_values.shape[1] == 1:
+                    pixel_values = pixel_values[:, 0]
+                data["pixel_values"] = pixel_values
+            if audio:
+                if len(rates) != 1:
+                    raise ValueError(f"Decoded audio came back at several rates {sorted(rates)}; expected one.")
+                sampling_rate = rates.pop()
+            else:
+                audio = None
         elif audio is None and images is None:
             raise ValueError("Nothing to process: pass videos=, audio= or images=.")
         else:
@@ -373,6 +482,12 @@ class AudioVisualProcessor(ProcessorMixin):
                 audio, sampling_rate=sampling_rate, return_tensors="pt", **self._audio_kwargs(**kwargs)
             )
             data = {**dict(features), **data}
+        if "input_values" in data and "pixel_values" in data and len(data["input_values"]) != len(data["pixel_values"]):
+            # Robustness fix: audio for 1 clip with frames of 2 clips used to give mismatched batch sizes silently.
+            raise ValueError(
+                f"audio gives {len(data['input_values'])} clip(s) but images give {len(data['pixel_values'])}; pass "
+                "one audio clip per image (CAV-MAE) or per frame sequence (multi-frame families)."
+            )
         return to_return_tensors(data, return_tensors)
 
 

@@ -12,6 +12,7 @@ from .base import (
     FrameImageProcessor,
     WaveformFeatureExtractor,
     kaldi_fbank_per_clip,
+    check_setting,
     pad_or_cut_rows,
 )
 
@@ -82,6 +83,15 @@ class CavMaeFeatureExtractor(WaveformFeatureExtractor):
         self.frequency_mask = frequency_mask
         self.time_mask = time_mask
         self.add_noise = add_noise
+        # Robustness fix: these were unchecked (target_length=-1 gave empty features, std=0 gave inf).
+        for name in ("num_mel_bins", "target_length"):
+            check_setting(self, name, getattr(self, name), minimum=1, integer=True)
+        for name in ("frame_length", "frame_shift", "std"):
+            check_setting(self, name, getattr(self, name), minimum=0, exclusive=True)
+        check_setting(self, "mean", mean)
+        for name in ("channel", "frequency_mask", "time_mask"):
+            check_setting(self, name, getattr(self, name), minimum=0, integer=True)
+        check_setting(self, "window_type", window_type, choices=("hanning", "hamming", "povey", "rectangular", "blackman"))
 
     def _extract(self, waveforms, training: bool = False, generator: torch.Generator | None = None):
         signals = []
@@ -177,10 +187,16 @@ class CavMaeProcessor(AudioVisualProcessor):
     script reads them (frame ``max(idx - 1, 0)``). ``frame_index`` picks which of the ten is returned:
     ``None`` = 5 (the evaluation default, ``frame_use=-1``), an int in 0..9, or ``"all"`` for the ten frames
     ``[B, 10, 3, 224, 224]`` (the multi-frame evaluation averages predictions over them).
+
+    Missing modalities (the original has ``audioonly`` / ``videoonly`` modes): ``modalities=`` chooses what is read
+    from files. ``"audio-visual"`` (default) needs both and names the file that lacks one; ``"audio"`` decodes only
+    the audio track (``input_values`` only, run the model in ``audioonly``); ``"visual"`` only the frames
+    (``pixel_values`` only, ``videoonly``); ``"available"`` returns whatever the files have (every file of one call
+    must have the same modalities).
     """
 
     sub_processor_classes = {"feature_extractor": CavMaeFeatureExtractor, "image_processor": CavMaeImageProcessor}
-    call_options = ("frame_index",)
+    call_options = ("frame_index", "modalities")
     single_frame_per_clip = True
     num_frames = 10
 
@@ -200,7 +216,7 @@ class CavMaeProcessor(AudioVisualProcessor):
             return [frame_index % self.num_frames]
         raise ValueError(f"frame_index must be None, 'all' or an int in 0..{self.num_frames - 1}, got {frame_index!r}.")
 
-    def _media_decode_kwargs(self, frame_index=None, **unused):
+    def _media_decode_kwargs(self, frame_index=None, modalities=None, **unused):
         positions = self._frame_positions(frame_index)
 
         def select(info):
@@ -212,14 +228,16 @@ class CavMaeProcessor(AudioVisualProcessor):
             indices = opencv_seek_frame_indices(num_frames, info.fps, self.num_frames)
             return [indices[p] for p in positions]
 
+        modalities = modalities or "audio-visual"
         return {
-            "video": True,
-            "audio": True,
+            "video": modalities != "audio",
+            "audio": modalities != "visual",
             "frame_indices": select,
             "sampling_rate": self.feature_extractor.sampling_rate,
             "audio_channels": "first",
-            "require_audio": True,
-            "require_video": True,
+            # With both modalities asked for, a missing one is reported by the processor, with the way out.
+            "require_audio": modalities == "audio",
+            "require_video": modalities == "visual",
         }
 
     def _pixel_values_from_images(self, images, frame_index=None, **unused):

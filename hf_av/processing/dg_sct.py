@@ -7,7 +7,7 @@ import math
 import torch
 
 from ..features.spectrogram import log_mel_spectrogram
-from .base import SegmentedClipProcessor, WaveformFeatureExtractor
+from .base import SegmentedClipProcessor, WaveformFeatureExtractor, check_setting
 from .lavish import LavishImageProcessor
 
 __all__ = ["DgSctFeatureExtractor", "DgSctImageProcessor", "DgSctProcessor"]
@@ -85,6 +85,17 @@ class DgSctFeatureExtractor(WaveformFeatureExtractor):
         self.f_min = f_min
         self.f_max = f_max
         self.return_waveform = return_waveform
+        # Robustness fix: unchecked before (tile_repeats=0 or segment_seconds=0 failed inside torch).
+        for name in ("num_segments", "tile_repeats", "n_fft", "hop_length", "num_mel_bins"):
+            check_setting(self, name, getattr(self, name), minimum=1, integer=True)
+        check_setting(self, "segment_seconds", segment_seconds, minimum=0, exclusive=True)
+        if int(sampling_rate * segment_seconds) < 1:
+            raise ValueError(f"DgSctFeatureExtractor.segment_seconds ({segment_seconds}) is shorter than one sample.")
+        check_setting(self, "win_length", win_length, minimum=1, integer=True, optional=True)
+        if win_length is not None and win_length > n_fft:
+            raise ValueError(f"DgSctFeatureExtractor.win_length ({win_length}) must be <= n_fft ({n_fft}).")
+        check_setting(self, "f_min", f_min, minimum=0)
+        check_setting(self, "f_max", f_max, minimum=f_min, exclusive=True)
 
     def tile_segments(self, wave: torch.Tensor) -> torch.Tensor:
         """Mono ``[N]`` -> ``[num_segments, tile_repeats * segment_samples]`` after the length policy."""

@@ -12,6 +12,7 @@ from .base import (
     FrameImageProcessor,
     SegmentedClipProcessor,
     WaveformFeatureExtractor,
+    check_setting,
     kaldi_fbank_per_clip,
     pad_or_cut_rows,
 )
@@ -81,6 +82,14 @@ class LavishFeatureExtractor(WaveformFeatureExtractor):
         self.mean = mean
         self.std = std
         self.channel = channel
+        # Robustness fix: unchecked before (num_segments=0 failed inside torch.stack, std=0 gave inf).
+        for name in ("num_mel_bins", "num_segments", "target_length"):
+            check_setting(self, name, getattr(self, name), minimum=1, integer=True)
+        for name in ("segment_seconds", "frame_length", "frame_shift", "std"):
+            check_setting(self, name, getattr(self, name), minimum=0, exclusive=True)
+        check_setting(self, "mean", mean)
+        check_setting(self, "channel", channel, minimum=0, integer=True)
+        check_setting(self, "window_type", window_type, choices=("hanning", "hamming", "povey", "rectangular", "blackman"))
 
     def segment_offsets(self, num_samples: int) -> list[int]:
         """Start sample of each segment for a clip of ``num_samples`` (after short-clip padding)."""

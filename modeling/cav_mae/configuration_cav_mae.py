@@ -102,6 +102,14 @@ class CavMaeConfig(PreTrainedConfig):
         super().__post_init__(**kwargs)
         self._validate_cav_mae()
 
+    @classmethod
+    def from_dict(cls, config_dict, **kwargs):
+        # Robustness fix: `from_pretrained(folder, num_attention_heads=7)` sets the keyword overrides as attributes
+        # after construction, so they escaped the checks; validate the final values too.
+        result = super().from_dict(config_dict, **kwargs)
+        (result[0] if isinstance(result, tuple) else result)._validate_cav_mae()
+        return result
+
     # Derived sizes -------------------------------------------------------------------------------------------------
     @property
     def audio_frequency_patches(self) -> int:

@@ -809,6 +809,8 @@ class _AudioState:
         self.done = False
         self.finished_stream = False
         self.errors = 0
+        self.channels: int | None = None
+        self.odd_frames = 0
 
     def _frame_time(self, frame) -> Fraction:
         tb = frame.time_base or self.stream.time_base
@@ -829,12 +831,12 @@ class _AudioState:
                 self.done = True
             return
         for frame in frames:
-            self._push_frame(frame)
+            self._push_frame(frame, problems)
         if packet.size == 0:
             self.finished_stream = True
             self.done = True
 
-    def _push_frame(self, frame) -> None:
+    def _push_frame(self, frame, problems: list[str]) -> None:
         if frame.samples == 0 or not frame.sample_rate:
             return
         t = self._frame_time(frame)
@@ -851,6 +853,16 @@ class _AudioState:
             self.in_rate = frame.sample_rate
             if self.out_rate is None:
                 self.out_rate = frame.sample_rate
+            self.channels = len(frame.layout.channels)
+        elif len(frame.layout.channels) != self.channels:
+            # Robustness fix: a damaged stream can make the decoder switch channel count mid-way (seen on garbled
+            # MP3); the resampler passed such frames through unchanged and the chunks could not be concatenated
+            # (raw numpy ValueError). The odd frame is dropped and reported.
+            self.odd_frames += 1
+            if self.odd_frames == 1:
+                problems.append(f"audio frames with {len(frame.layout.channels)} channel(s) instead of "
+                                f"{self.channels} were dropped (damaged stream)")
+            return
         frame.pts = None  # the resampler only needs continuity; our own clock is `first_time`
         for out in self.resampler.resample(frame):
             self.chunks.append(out.to_ndarray())
