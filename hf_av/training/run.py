@@ -22,6 +22,8 @@ from .tasks import classification_metrics, get_task, model_class_for, processor_
 
 logger = logging.getLogger(__name__)
 
+DECODE_ERROR_REPORT = "decode_errors.jsonl"
+
 MODALITY_KEYS = {
     "audio-visual": ("input_values", "pixel_values"),
     "audio": ("input_values",),
@@ -144,6 +146,23 @@ def _build_processor(job: AudioVisualJobArguments, config):
     return processor_for_config(config)
 
 
+def _error_policy(job, training_args):
+    """Skip-and-report policy; every process appends its failures to one report in the output folder."""
+    from hf_av.data import DecodeErrorPolicy
+
+    os.makedirs(training_args.output_dir, exist_ok=True)
+    return DecodeErrorPolicy(max_fraction=job.max_decode_error_fraction,
+                             report_path=os.path.join(training_args.output_dir, DECODE_ERROR_REPORT))
+
+
+def _decode_error_summary(training_args) -> dict:
+    from hf_av.data import read_error_report
+
+    entries = read_error_report(os.path.join(training_args.output_dir, DECODE_ERROR_REPORT))
+    return {"num_failed": len(entries), "failed_samples": sorted({entry["sample"] for entry in entries}),
+            "report": DECODE_ERROR_REPORT if entries else None}
+
+
 def _epoch_rows(rows: list, num_samples: int, seed: int) -> list:
     """`rows` repeated, each pass in its own seeded order, until `num_samples` are covered.
 
@@ -162,11 +181,11 @@ def _epoch_rows(rows: list, num_samples: int, seed: int) -> list:
 
 
 def _stream(manifest, processor, job, training_args, *, train: bool, frame_index, label_names):
-    from hf_av.data import DecodeErrorPolicy, read_manifest, split_by_node, stream_from_rows
+    from hf_av.data import read_manifest, split_by_node, stream_from_rows
 
     rows = read_manifest(manifest, root=job.media_root)
     if job.preprocess_once:
-        return _preprocessed_in_memory(rows, processor, job, frame_index, label_names)
+        return _preprocessed_in_memory(rows, processor, job, training_args, frame_index, label_names)
     if train:
         per_step = training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps
         rows = _epoch_rows(rows, per_step * training_args.world_size * training_args.max_steps, training_args.seed)
@@ -176,7 +195,7 @@ def _stream(manifest, processor, job, training_args, *, train: bool, frame_index
         processor,
         label_names=label_names,
         processor_kwargs=processor_kwargs,
-        error_policy=DecodeErrorPolicy(max_fraction=job.max_decode_error_fraction),
+        error_policy=_error_policy(job, training_args),
     )
     if training_args.world_size > 1:
         dataset = split_by_node(dataset, rank=training_args.process_index, world_size=training_args.world_size)
@@ -201,8 +220,8 @@ class InMemoryExamples(torch.utils.data.Dataset):
 _PREPROCESSED_CACHE: dict[str, InMemoryExamples] = {}
 
 
-def _preprocessed_in_memory(rows, processor, job, frame_index, label_names) -> InMemoryExamples:
-    from hf_av.data import DecodeErrorPolicy, stream_from_rows
+def _preprocessed_in_memory(rows, processor, job, training_args, frame_index, label_names) -> InMemoryExamples:
+    from hf_av.data import stream_from_rows
 
     key = json.dumps(
         [rows, processor.to_dict() if hasattr(processor, "to_dict") else repr(processor), frame_index, label_names],
@@ -212,7 +231,7 @@ def _preprocessed_in_memory(rows, processor, job, frame_index, label_names) -> I
         stream = stream_from_rows(
             rows, processor, label_names=label_names,
             processor_kwargs={"frame_index": frame_index} if frame_index is not None else None,
-            error_policy=DecodeErrorPolicy(max_fraction=job.max_decode_error_fraction),
+            error_policy=_error_policy(job, training_args),
         ).with_format("torch")
         _PREPROCESSED_CACHE[key] = InMemoryExamples(list(stream))
     return _PREPROCESSED_CACHE[key]
@@ -275,6 +294,7 @@ def run_training(job: AudioVisualJobArguments, training_args: TrainingArguments)
         "train_runtime_s": train_output.metrics.get("train_runtime"),
         "train_loss_history": [{"step": e["step"], "loss": e["loss"]} for e in history],
         "metrics": metrics,
+        "decode_errors": _decode_error_summary(training_args),
     }
     if trainer.is_world_process_zero():
         trainer.save_model(training_args.output_dir)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 import logging
 
 import pytest
@@ -54,6 +55,11 @@ def test_training_survives_corrupt_clips_and_reports_them(damaged_corpus, tmp_pa
     assert skipped == {"clip3_cut.mp4", "clip6_garbled.mp4"}
     assert all("clip3_cut.mp4" in m or "clip6_garbled.mp4" in m for m in skips)
     assert all("Error" in m for m in skips)  # the exception type and message are in the report
+    # ... and the run's results (and hf_av_results.json) carry the same count and files.
+    report = results["decode_errors"]
+    assert report["num_failed"] == len(skips)
+    assert {Path(sample).name for sample in report["failed_samples"]} == skipped
+    assert json.loads((tmp_path / "hf_av_results.json").read_text())["decode_errors"] == report
     print(f"skipped {len(skips)} samples from {len(skipped)} damaged files: {sorted(skipped)}")
 
 
