@@ -106,18 +106,29 @@ class AudioVisualTrainer(Trainer):
 
 
 def _label_info(manifest: str, media_root: str | None):
+    """The manifest's label encoder and the class names for `id2label`.
+
+    Integer labels keep their ids; their names come from a `label_name` column when the manifest has one
+    (AV-Digits does), else the ids themselves.
+    """
     from hf_av.data import LabelEncoder, read_manifest
 
     rows = read_manifest(manifest, root=media_root)
-    return rows, LabelEncoder.from_rows(rows)
+    encoder = LabelEncoder.from_rows(rows)
+    if encoder is None or encoder.label_names is not None:
+        return encoder, (list(encoder.label_names) if encoder is not None else None)
+    names = [str(i) for i in range(encoder.num_classes or 0)]
+    for row in rows:
+        if row.get("label_name") not in (None, "") and row.get("label") not in (None, ""):
+            names[int(row["label"])] = str(row["label_name"])
+    return encoder, names
 
 
-def _build_model(job: AudioVisualJobArguments, task, encoder):
+def _build_model(job: AudioVisualJobArguments, task, encoder, names):
     overrides = json.loads(job.config_overrides) if job.config_overrides else {}
     if task.label_mode is not None:
         if encoder is None:
             raise ValueError(f"task {task.name!r} needs labels in {job.train_manifest}")
-        names = list(encoder.label_names)
         overrides.update(
             num_labels=len(names),
             id2label=dict(enumerate(names)),
@@ -245,11 +256,11 @@ def build_trainer(job: AudioVisualJobArguments, training_args: TrainingArguments
     if not job.preprocess_once and (training_args.max_steps is None or training_args.max_steps <= 0):
         raise ValueError("streamed datasets have no length: set --max_steps (or --preprocess_once)")
     training_args.remove_unused_columns = False  # our collator chooses the model inputs
-    _, encoder = _label_info(job.train_manifest, job.media_root)
+    encoder, class_names = _label_info(job.train_manifest, job.media_root)
     set_seed(training_args.seed)  # the model's initialisation, not only the training, follows --seed
-    model = _build_model(job, task, encoder if task.label_mode else None)
+    model = _build_model(job, task, encoder if task.label_mode else None, class_names)
     processor = _build_processor(job, model.config)
-    label_names = list(encoder.label_names) if encoder is not None else None
+    label_names = list(encoder.label_names) if encoder is not None and encoder.label_names is not None else None
 
     model_keys = MODALITY_KEYS[job.modalities]
     train_keys = model_keys + (("labels",) if task.label_mode else ())
