@@ -1,0 +1,1 @@
+"""hf_av benchmark suite (see benchmarks/run.py)."""
