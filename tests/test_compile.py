@@ -53,11 +53,6 @@ def test_compiled_forward_matches_eager(attn):
     torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="graph break: the nested `def new_list(flag: bool) -> list | None` inside the CAV-MAE forwards evaluates "
-    "`list | None` while Dynamo traces (TypeError on `type | None`); a module-level helper removes it",
-)
 @pytest.mark.parametrize("attn", ["sdpa", "eager"])
 def test_forward_traces_in_one_graph(attn):
     model = _classifier(attn)

@@ -277,6 +277,14 @@ def contrastive_loss(
     return nce, accuracy
 
 
+def _collectors(enabled: bool, count: int) -> tuple:
+    """`count` fresh lists to collect hidden states / attentions into, or Nones when not asked for.
+
+    Module-level (not a closure in `forward`) so that `torch.compile(fullgraph=True)` traces it.
+    """
+    return tuple([[] if enabled else None for _ in range(count)])
+
+
 def _run_layers(
     layers: nn.ModuleList,
     hidden_states: torch.Tensor,
@@ -631,11 +639,8 @@ class CavMaeModel(CavMaePreTrainedModel):
             output_hidden_states, output_attentions, return_dict
         )
 
-        def new_list(flag: bool) -> list | None:
-            return [] if flag else None
-
-        audio_hs, visual_hs, joint_hs = (new_list(output_hidden_states) for _ in range(3))
-        audio_attn, visual_attn, joint_attn = (new_list(output_attentions) for _ in range(3))
+        audio_hs, visual_hs, joint_hs = _collectors(output_hidden_states, 3)
+        audio_attn, visual_attn, joint_attn = _collectors(output_attentions, 3)
 
         audio_tokens = audio_features = audio_embeds = None
         if input_values is not None:
@@ -816,11 +821,8 @@ class CavMaeForPreTraining(CavMaePreTrainedModel):
             output_hidden_states, output_attentions, return_dict
         )
 
-        def new_list(flag: bool) -> list | None:
-            return [] if flag else None
-
-        audio_hs, visual_hs, joint_hs, decoder_hs = (new_list(output_hidden_states) for _ in range(4))
-        audio_attn, visual_attn, joint_attn, decoder_attn = (new_list(output_attentions) for _ in range(4))
+        audio_hs, visual_hs, joint_hs, decoder_hs = _collectors(output_hidden_states, 4)
+        audio_attn, visual_attn, joint_attn, decoder_attn = _collectors(output_attentions, 4)
         encoder = self.cav_mae
 
         # 1. embed and mask (the noise is drawn in the original order: audio first, then visual)
@@ -1011,11 +1013,8 @@ class CavMaeForAudioVisualClassification(CavMaePreTrainedModel):
         uses_audio = mode in ("multimodal", "audioonly", "missingaudioonly")
         uses_visual = mode in ("multimodal", "videoonly", "missingvideoonly")
 
-        def new_list(flag: bool) -> list | None:
-            return [] if flag else None
-
-        audio_hs, visual_hs, joint_hs = (new_list(output_hidden_states) for _ in range(3))
-        audio_attn, visual_attn, joint_attn = (new_list(output_attentions) for _ in range(3))
+        audio_hs, visual_hs, joint_hs = _collectors(output_hidden_states, 3)
+        audio_attn, visual_attn, joint_attn = _collectors(output_attentions, 3)
 
         num_frames = None
         audio = visual = None
