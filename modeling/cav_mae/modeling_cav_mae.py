@@ -239,13 +239,14 @@ def masked_reconstruction_loss(
     """Mean squared error per patch, averaged over the removed patches only (original `forward_mae_loss`).
 
     With `norm_pix_loss` each target patch is normalised by its mean and UNBIASED variance (+1e-6), as the original.
+    With nothing removed (mask ratio 0) the loss is 0; the original divides 0 by 0 and returns NaN.
     """
     if norm_pix_loss:
         mean = target.mean(dim=-1, keepdim=True)
         var = target.var(dim=-1, keepdim=True)
         target = (target - mean) / (var + 1.0e-6) ** 0.5
     loss = ((prediction - target) ** 2).mean(dim=-1)
-    return (loss * mask).sum() / mask.sum()
+    return (loss * mask).sum() / mask.sum().clamp(min=1.0)
 
 
 def contrastive_loss(

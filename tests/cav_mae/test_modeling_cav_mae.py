@@ -332,3 +332,20 @@ def test_a_few_training_steps_lower_the_pretraining_loss():
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < 0.8 * losses[0] and min(losses[1:]) < losses[0], losses
+
+
+def test_mask_ratio_zero_gives_a_finite_loss():
+    """Nothing removed: the reconstruction term is 0 (the original code divides 0 by 0 and returns NaN)."""
+    import torch
+
+    from modeling.cav_mae import CavMaeConfig, CavMaeForPreTraining
+
+    config = CavMaeConfig(hidden_size=32, num_attention_heads=4, intermediate_size=64, num_modality_specific_layers=1,
+                          audio_length=32, image_size=32, decoder_hidden_size=16, decoder_num_attention_heads=2,
+                          decoder_intermediate_size=32, decoder_num_hidden_layers=1,
+                          audio_mask_ratio=0.0, visual_mask_ratio=0.0)
+    torch.manual_seed(0)
+    out = CavMaeForPreTraining(config)(input_values=torch.randn(2, 32, 128), pixel_values=torch.randn(2, 3, 32, 32))
+    assert torch.isfinite(out.loss)
+    assert out.loss_mae.item() == 0.0
+    out.loss.backward()
