@@ -57,7 +57,7 @@ def parse_args(argv=None):
     parser.add_argument("--num-train", type=int, default=1500, help="training clips per AV-Digits variant")
     parser.add_argument("--num-test", type=int, default=500, help="test clips (held-out voices and images)")
     parser.add_argument("--pretrain-epochs", type=float, default=12)
-    parser.add_argument("--finetune-epochs", type=float, default=6)
+    parser.add_argument("--finetune-epochs", type=float, default=4)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="a 2-minute smoke run with a handful of clips")
