@@ -138,6 +138,21 @@ def _ceil(x: Fraction) -> int:
     return -math.floor(-x)
 
 
+def _decode_packet(packet, state, kind: str, problems: list[str]):
+    """Frames of one packet, or None when it fails: the failure is reported, and `state` (a stream's decode
+    state with `errors` / `done`) gives up on the stream after too many consecutive failures."""
+    try:
+        frames = packet.decode()
+    except av.error.FFmpegError as exc:
+        state.errors += 1
+        problems.append(f"{kind} packet failed to decode ({_describe(exc)})")
+        if state.errors > _MAX_DECODE_ERRORS:
+            state.done = True
+        return None
+    state.errors = 0
+    return frames
+
+
 @dataclass
 class _PacketScan:
     times: list[Fraction]  # presentation times of video packets, sorted, seconds from the media start
@@ -606,14 +621,8 @@ class PyAVBackend(MediaBackend):
                             continue
                         if packet.size:
                             video_packets += 1
-                        try:
-                            frames = packet.decode()
-                            vstate.errors = 0
-                        except av.error.FFmpegError as exc:
-                            vstate.errors += 1
-                            problems.append(f"video packet failed to decode ({_describe(exc)})")
-                            if vstate.errors > _MAX_DECODE_ERRORS:
-                                vstate.done = True
+                        frames = _decode_packet(packet, vstate, "video", problems)
+                        if frames is None:
                             continue
                         for frame in frames:
                             vstate.push(frame)
@@ -821,14 +830,8 @@ class _AudioState:
         return _stream_start(self.stream, self.origin) or Fraction(0)
 
     def push_packet(self, packet, problems: list[str]) -> None:
-        try:
-            frames = packet.decode()
-            self.errors = 0
-        except av.error.FFmpegError as exc:
-            self.errors += 1
-            problems.append(f"audio packet failed to decode ({_describe(exc)})")
-            if self.errors > _MAX_DECODE_ERRORS:
-                self.done = True
+        frames = _decode_packet(packet, self, "audio", problems)
+        if frames is None:
             return
         for frame in frames:
             self._push_frame(frame, problems)
