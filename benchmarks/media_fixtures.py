@@ -1,16 +1,18 @@
 """Benchmark media written with PyAV: 5 s 1280x720 H.264 at 25 fps + 5.1 AAC at 48 kHz (like the anchor clip).
 
-Files are cached under ``$HF_AV_BENCH_MEDIA`` (default ``/tmp/hf_av_bench_media``) and re-used between runs.
+Content is made here; the muxing is ``tests.media_factory.write_media`` (the test suites' writer). Files are cached
+under ``$HF_AV_BENCH_MEDIA`` (default ``/tmp/hf_av_bench_media``) and re-used between runs.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+
+from tests.media_factory import write_media  # the repository root is on sys.path (see run.py)
 
 WIDTH, HEIGHT, FPS, SECONDS = 1280, 720, 25, 5.0
 AUDIO_RATE = 48000
@@ -41,39 +43,16 @@ def _frame(index: int, seed: int) -> np.ndarray:
 
 
 def write_clip(path: Path, seed: int) -> None:
-    import av
-
+    total = int(SECONDS * AUDIO_RATE)
+    t_all = np.arange(total, dtype=np.float64) / AUDIO_RATE
+    channels = np.stack(
+        [0.2 * np.sin(2 * math.pi * (220 + 55 * c + 20 * seed) * t_all) * (0.6 + 0.4 * np.sin(2 * math.pi * 0.5 * t_all))
+         for c in range(6)]
+    ).astype(np.float32)
     tmp = path.with_suffix(".tmp.mp4")
-    with av.open(str(tmp), mode="w") as container:
-        video = container.add_stream("libx264", rate=FPS)
-        video.width, video.height, video.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        video.options = {"preset": "veryfast", "crf": "23"}
-        audio = container.add_stream("aac", rate=AUDIO_RATE, layout="5.1")
-        for i in range(int(SECONDS * FPS)):
-            frame = av.VideoFrame.from_ndarray(_frame(i, seed), format="rgb24")
-            for packet in video.encode(frame):
-                container.mux(packet)
-        for packet in video.encode():
-            container.mux(packet)
-        samples_per_frame = 1024
-        total = int(SECONDS * AUDIO_RATE)
-        t_all = np.arange(total, dtype=np.float64) / AUDIO_RATE
-        channels = np.stack(
-            [0.2 * np.sin(2 * math.pi * (220 + 55 * c + 20 * seed) * t_all) * (0.6 + 0.4 * np.sin(2 * math.pi * 0.5 * t_all))
-             for c in range(6)]
-        ).astype(np.float32)
-        pts = 0
-        for start in range(0, total, samples_per_frame):
-            chunk = np.ascontiguousarray(channels[:, start : start + samples_per_frame])
-            frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="5.1")
-            frame.sample_rate = AUDIO_RATE
-            frame.pts = pts
-            frame.time_base = Fraction(1, AUDIO_RATE)
-            pts += chunk.shape[1]
-            for packet in audio.encode(frame):
-                container.mux(packet)
-        for packet in audio.encode():
-            container.mux(packet)
+    frames = (_frame(i, seed) for i in range(int(SECONDS * FPS)))
+    write_media(tmp, frames=frames, fps=FPS, video_options={"preset": "veryfast", "crf": "23"},
+                audio=channels, sampling_rate=AUDIO_RATE, layout="5.1")
     tmp.rename(path)
 
 

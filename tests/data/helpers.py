@@ -1,4 +1,4 @@
-"""Small real media files and a stand-in processor for the hf_av.data tests."""
+"""Small real media files (written by ``tests.media_factory``) and a stand-in processor for the hf_av.data tests."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from hf_av.errors import MediaDecodingError
+from tests.media_factory import write_media
 
 NUM_FRAMES = 4
 FPS = 8
@@ -21,32 +22,13 @@ SIZE = 32
 
 def write_clip(path, index: int, num_frames: int = NUM_FRAMES, size: int = SIZE, seconds: float = 0.5) -> str:
     """An H.264 + AAC mp4 whose frames have brightness 10 * (index % 24) and whose tone encodes the index."""
-    import av
-
     level = 10 * (index % 24) + 5
-    with av.open(str(path), "w", format="mp4") as c:
-        vs = c.add_stream("libx264", rate=FPS)
-        vs.width = vs.height = size
-        vs.pix_fmt = "yuv420p"
-        vs.options = {"threads": "1", "preset": "ultrafast"}
-        aus = c.add_stream("aac", rate=SR, layout="mono")  # every stream before the first mux
-        for _ in range(num_frames):
-            frame = av.VideoFrame.from_ndarray(np.full((size, size, 3), level, np.uint8), format="rgb24")
-            for p in vs.encode(frame):
-                c.mux(p)
-        for p in vs.encode():
-            c.mux(p)
-        n = int(SR * seconds)
-        t = np.arange(n) / SR
-        pcm = (0.3 * np.sin(2 * np.pi * (200 + 50 * index) * t)).astype(np.float32)
-        for s in range(0, n, 1024):
-            fr = av.AudioFrame.from_ndarray(pcm[None, s:s + 1024], format="fltp", layout="mono")
-            fr.sample_rate = SR
-            fr.pts = s
-            for p in aus.encode(fr):
-                c.mux(p)
-        for p in aus.encode():
-            c.mux(p)
+    frame = np.full((size, size, 3), level, np.uint8)
+    n = int(SR * seconds)
+    t = np.arange(n) / SR
+    pcm = (0.3 * np.sin(2 * np.pi * (200 + 50 * index) * t)).astype(np.float32)
+    write_media(path, format="mp4", frames=[frame] * num_frames, fps=FPS,
+                video_options={"threads": "1", "preset": "ultrafast"}, audio=pcm[None], sampling_rate=SR, layout="mono")
     return str(path)
 
 

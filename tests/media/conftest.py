@@ -1,123 +1,30 @@
-"""Small real media files written with PyAV at test time (session scope), with content that encodes its own
-position: every video frame shows its index in binary (8 vertical bars, white = 1), and every audio channel
-carries a known sine."""
+"""The media suite's session files, written with PyAV at test time by ``tests.media_factory`` (content that encodes
+its own position: every video frame shows its index in binary as 8 vertical bars, white = 1, and every audio channel
+carries a known sine). The factory's names are re-exported here for the tests that import them from this conftest."""
 
 from __future__ import annotations
 
 import wave
-from dataclasses import dataclass
-from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 av = pytest.importorskip("av")
 
-WIDTH, HEIGHT = 64, 48
-NUM_BARS = 8
-# Per-channel tone frequencies (Hz), in the channel order of the layout.
-TONES = {
-    "mono": [440.0],
-    "stereo": [440.0, 1000.0],
-    "5.1": [440.0, 660.0, 880.0, 100.0, 1250.0, 1500.0],  # FL FR FC LFE BL BR
-}
-AMPLITUDE = 0.4
-
-
-def pattern_frame(index: int) -> np.ndarray:
-    img = np.full((HEIGHT, WIDTH, 3), 16, dtype=np.uint8)
-    bar = WIDTH // NUM_BARS
-    for b in range(NUM_BARS):
-        if (index >> b) & 1:
-            img[:, b * bar:(b + 1) * bar] = 235
-    return img
-
-
-def read_pattern(frames: np.ndarray) -> np.ndarray:
-    """Frame indices encoded by ``pattern_frame`` (works on any resolution, robust to lossy coding)."""
-    frames = np.asarray(frames, dtype=np.float64)
-    w = frames.shape[2]
-    bar = w / NUM_BARS
-    out = np.zeros(frames.shape[0], dtype=np.int64)
-    for b in range(NUM_BARS):
-        lo, hi = int(b * bar + bar / 4), int((b + 1) * bar - bar / 4)
-        bit = frames[:, :, lo:hi].mean(axis=(1, 2, 3)) > 125
-        out |= bit.astype(np.int64) << b
-    return out
-
-
-def tone_signal(layout: str, rate: int, num_samples: int, start_sample: int = 0) -> np.ndarray:
-    t = (start_sample + np.arange(num_samples)) / rate
-    return np.stack([AMPLITUDE * np.sin(2 * np.pi * f * t) for f in TONES[layout]]).astype(np.float32)
-
-
-@dataclass
-class Clip:
-    path: Path
-    num_frames: int = 0
-    fps: int = 0
-    sampling_rate: int = 0
-    layout: str | None = None
-    duration: float = 0.0
-
-
-def write_av(path, *, fmt=None, vcodec="libx264", fps=25, num_frames=50, acodec="aac", rate=48000,
-             layout="stereo", vopts=None, start_seconds=0, container_opts=None, pix_fmt="yuv420p") -> Clip:
-    out = av.open(str(path), "w", format=fmt, options=container_opts or {})
-    vs = as_ = None
-    if vcodec:
-        vs = out.add_stream(vcodec, rate=fps, options=vopts or {})
-        vs.width, vs.height, vs.pix_fmt = WIDTH, HEIGHT, pix_fmt
-    if acodec:
-        as_ = out.add_stream(acodec, rate=rate, layout=layout)
-    duration = num_frames / fps if vcodec else 1.0
-    if vs is not None:
-        for i in range(num_frames):
-            frame = av.VideoFrame.from_ndarray(pattern_frame(i), format="rgb24")
-            frame.pts = start_seconds * fps + i
-            frame.time_base = Fraction(1, fps)
-            for packet in vs.encode(frame):
-                out.mux(packet)
-        for packet in vs.encode(None):
-            out.mux(packet)
-    if as_ is not None:
-        total = int(round(duration * rate))
-        chunk = 1024
-        pos = 0
-        while pos < total:
-            n = min(chunk, total - pos)
-            data = tone_signal(layout, rate, n, pos)
-            frame = av.AudioFrame.from_ndarray(data, format="fltp", layout=layout)
-            frame.sample_rate = rate
-            frame.pts = start_seconds * rate + pos
-            frame.time_base = Fraction(1, rate)
-            for packet in as_.encode(frame):
-                out.mux(packet)
-            pos += n
-        for packet in as_.encode(None):
-            out.mux(packet)
-    out.close()
-    return Clip(Path(path), num_frames if vcodec else 0, fps if vcodec else 0, rate if acodec else 0,
-                layout if acodec else None, duration)
-
-
-def write_wav(path, data: np.ndarray, rate: int, sampwidth: int) -> Path:
-    """PCM wav via the stdlib (an encoder other than PyAV's muxer). data: float [channels, samples]."""
-    channels = data.shape[0]
-    scale = float(2 ** (8 * sampwidth - 1) - 1)
-    ints = np.round(np.clip(data.T, -1, 1) * scale).astype(np.int64).reshape(-1)
-    if sampwidth == 2:
-        raw = ints.astype("<i2").tobytes()
-    else:  # 24-bit little endian
-        b = ints.astype("<i4").view(np.uint8).reshape(-1, 4)[:, :3]
-        raw = b.tobytes()
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(channels)
-        w.setsampwidth(sampwidth)
-        w.setframerate(rate)
-        w.writeframes(raw)
-    return Path(path)
+# Re-exported: tests/media and tests/robustness import these from this conftest.
+from tests.media_factory import (  # noqa: E402,F401
+    AMPLITUDE,
+    HEIGHT,
+    NUM_BARS,
+    TONES,
+    WIDTH,
+    Clip,
+    pattern_frame,
+    read_pattern,
+    tone_signal,
+    write_av,
+    write_wav,
+)
 
 
 @pytest.fixture(scope="session")

@@ -1,12 +1,13 @@
-"""Test helpers shared by the pipeline, hub, CLI and visualization tests: real media files written with PyAV and
-tiny random-weight CAV-MAE folders written with `save_pretrained`."""
+"""Test helpers shared by the pipeline, hub, CLI and visualization tests: real media files written with PyAV (via
+``tests.media_factory``) and tiny random-weight CAV-MAE folders written with `save_pretrained`."""
 
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+
+from tests.media_factory import write_media
 
 TINY_LABELS = ["speech", "dog", "music", "engine", "bird"]
 
@@ -24,8 +25,6 @@ def write_clip(
 ) -> Path:
     """An mp4 (H.264 + AAC) clip: a bright square moving over a dark textured background, and a tone whose
     loudness follows the square's horizontal position. Audio-only clips are written as WAV (PCM)."""
-    import av
-
     path = Path(path)
     rng = np.random.default_rng(seed)
     num_frames = int(round(seconds * fps))
@@ -35,54 +34,22 @@ def write_clip(
     tone = (envelope * np.sin(2 * np.pi * frequency * t) + 0.01 * rng.standard_normal(num_samples)).astype(np.float32)
 
     if not with_video:
-        container = av.open(str(path), mode="w", format="wav")
-        stream = container.add_stream("pcm_s16le", rate=sampling_rate, layout="mono")
         pcm = (np.clip(tone, -1, 1) * 32767).astype(np.int16)[None]
-        frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
-        frame.sample_rate = sampling_rate
-        for packet in stream.encode(frame):
-            container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
-        container.close()
-        return path
+        return write_media(path, format="wav", audio=pcm, sampling_rate=sampling_rate, audio_codec="pcm_s16le")
 
-    container = av.open(str(path), mode="w", format="mp4")
-    video = container.add_stream("libx264", rate=fps)
-    video.width = video.height = size
-    video.pix_fmt = "yuv420p"
-    video.options = {"preset": "ultrafast", "crf": "18"}
-    audio = None
-    if with_audio:
-        audio = container.add_stream("aac", rate=sampling_rate, layout="mono")
     background = (rng.integers(0, 40, size=(size, size, 3))).astype(np.uint8)
     square = size // 4
-    for index in range(num_frames):
-        image = background.copy()
-        x = int((size - square) * (0.5 + 0.45 * np.sin(2 * np.pi * index / max(num_frames, 1))))
-        y = size // 2 - square // 2
-        image[y : y + square, x : x + square] = (230, 200, 40)
-        frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-        frame.pts = index
-        frame.time_base = Fraction(1, fps)
-        for packet in video.encode(frame):
-            container.mux(packet)
-    for packet in video.encode(None):
-        container.mux(packet)
-    if audio is not None:
-        chunk = 1024
-        for start in range(0, num_samples, chunk):
-            piece = tone[start : start + chunk]
-            frame = av.AudioFrame.from_ndarray(piece[None], format="fltp", layout="mono")
-            frame.sample_rate = sampling_rate
-            frame.pts = start
-            frame.time_base = Fraction(1, sampling_rate)
-            for packet in audio.encode(frame):
-                container.mux(packet)
-        for packet in audio.encode(None):
-            container.mux(packet)
-    container.close()
-    return path
+
+    def frames():
+        for index in range(num_frames):
+            image = background.copy()
+            x = int((size - square) * (0.5 + 0.45 * np.sin(2 * np.pi * index / max(num_frames, 1))))
+            y = size // 2 - square // 2
+            image[y : y + square, x : x + square] = (230, 200, 40)
+            yield image
+
+    return write_media(path, format="mp4", frames=frames(), fps=fps, video_options={"preset": "ultrafast", "crf": "18"},
+                       audio=tone[None] if with_audio else None, sampling_rate=sampling_rate)
 
 
 def tiny_cav_mae_config(**overrides):
