@@ -214,11 +214,18 @@ def _bf16_batches(batches: tuple[int, ...]) -> tuple[int, ...]:
     return batches if cpu_has_native_bf16() else batches[:1]
 
 
-def run_forward(quick: bool = False) -> dict:
+def _selected(configs: list, batch_sizes, precisions, batch_at: int, precision_at: int) -> list:
+    """The configurations left by `--batch-sizes` / `--precisions` (None keeps all)."""
+    return [c for c in configs
+            if (batch_sizes is None or c[batch_at] in batch_sizes) and (precisions is None or c[precision_at] in precisions)]
+
+
+def run_forward(quick: bool = False, batch_sizes=None, precisions=None) -> dict:
     batches = (1, 4) if quick else (1, 4, 8)
-    precisions = ("fp32", "bf16-autocast") if quick else ("fp32", "bf16-autocast", "bf16-weights")
+    all_precisions = ("fp32", "bf16-autocast") if quick else ("fp32", "bf16-autocast", "bf16-weights")
     repeats = 2
-    plan = [(p, b) for p in precisions for b in (batches if p == "fp32" else _bf16_batches(batches))]
+    plan = [(p, b) for p in all_precisions for b in (batches if p == "fp32" else _bf16_batches(batches))]
+    plan = _selected(plan, batch_sizes, precisions, batch_at=1, precision_at=0)
     peak_text = peak_table()
     gflop = flops_per_clip("forward") / 1e9
     results: dict = {}
@@ -234,6 +241,8 @@ def run_forward(quick: bool = False) -> dict:
             continue
         if precision == "fp32":
             target = "util>=75%: " + ("yes" if ours["utilisation"] >= 0.75 else "NO")
+        elif ("fp32", batch, "sdpa") not in results:
+            target = "(no fp32 row selected to compare with)"
         else:
             base = results[("fp32", batch, "sdpa")]
             speedup = ours["clips_per_s"] / base["clips_per_s"]
@@ -259,7 +268,7 @@ def run_forward(quick: bool = False) -> dict:
             "peaks": {k: v[1] for k, v in peaks().items()}}
 
 
-def run_train(quick: bool = False) -> dict:
+def run_train(quick: bool = False, batch_sizes=None, precisions=None) -> dict:
     pretrain_batches = (4,) if quick else (1, 4, 8)
     configs = [("pretrain", "fp32", b) for b in pretrain_batches]
     if cpu_has_native_bf16():
@@ -268,6 +277,7 @@ def run_train(quick: bool = False) -> dict:
         configs.append(("pretrain", "bf16-autocast", 1))
     if not quick:
         configs.append(("finetune", "fp32", 1))
+    configs = _selected(configs, batch_sizes, precisions, batch_at=2, precision_at=1)
     results: dict = {}
     rows = []
     for kind, precision, batch in configs:
@@ -301,11 +311,12 @@ def run_train(quick: bool = False) -> dict:
     return {"table": table, "results": {"|".join(map(str, k)): r for k, r in results.items()}}
 
 
-def run_compile(quick: bool = False) -> dict:
+def run_compile(quick: bool = False, batch_sizes=None, precisions=None) -> dict:
     repeats = 2
     configs = [("fp32", 1)] if quick else [("fp32", 1), ("fp32", 4)]
     if not quick and cpu_has_native_bf16():
         configs.append(("bf16-autocast", 4))
+    configs = _selected(configs, batch_sizes, precisions, batch_at=1, precision_at=0)
     rows, results = [], {}
     for precision, batch in configs:
         eager_mode = _measure("forward", "sdpa", precision, batch, repeats)

@@ -1,6 +1,7 @@
 """hf_av benchmark suite: our figure, the peer's figure measured in the same run, and the ratio.
 
     python benchmarks/run.py [--quick] [--only fbank,decode,model,train,compile,profile] [--json out.json]
+                             [--batch-sizes 1,4,8] [--precisions fp32,bf16-autocast,bf16-weights]
 
 Items: fbank (Kaldi fbank vs Transformers' AST NumPy path and a per-clip torch reference), decode (mp4 ->
 model-ready tensors with DataLoader workers vs a naive two-pass PyAV loop), model (full-size CAV-MAE forward,
@@ -28,6 +29,8 @@ from benchmarks.common import LOAD, NUM_THREADS, setup_torch  # noqa: E402
 
 DEFAULT_ITEMS = ("fbank", "decode", "model", "train", "compile")
 ALL_ITEMS = DEFAULT_ITEMS + ("profile",)
+MODEL_ITEMS = ("model", "train", "compile")  # the items that take --batch-sizes / --precisions
+PRECISIONS = ("fp32", "bf16-autocast", "bf16-weights")
 
 
 def _item(name: str):
@@ -74,11 +77,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=",".join(DEFAULT_ITEMS),
                         help=f"comma-separated items among {','.join(ALL_ITEMS)} (default: {','.join(DEFAULT_ITEMS)})")
     parser.add_argument("--json", type=Path, help="write every figure (and the tables) to this JSON file")
+    parser.add_argument("--batch-sizes", help="model/train/compile items: only these batch sizes, e.g. 8 or 1,4")
+    parser.add_argument("--precisions", help="model/train/compile items: only these precisions among "
+                        f"{','.join(PRECISIONS)}")
     args = parser.parse_args(argv)
     items = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = sorted(set(items) - set(ALL_ITEMS))
     if unknown:
         parser.error(f"unknown item(s) {unknown}; choose among {list(ALL_ITEMS)}")
+    model_filters = {"batch_sizes": None, "precisions": None}
+    if args.batch_sizes:
+        try:
+            model_filters["batch_sizes"] = {int(b) for b in args.batch_sizes.split(",") if b.strip()}
+        except ValueError:
+            parser.error(f"--batch-sizes takes comma-separated integers, got {args.batch_sizes!r}")
+    if args.precisions:
+        model_filters["precisions"] = {p.strip() for p in args.precisions.split(",") if p.strip()}
+        wrong = sorted(model_filters["precisions"] - set(PRECISIONS))
+        if wrong:
+            parser.error(f"unknown precision(s) {wrong}; choose among {list(PRECISIONS)}")
 
     setup_torch()
     env = _environment()
@@ -91,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in items:
         t0 = time.perf_counter()
         try:
-            report["items"][name] = _item(name)(quick=args.quick)
+            extra = model_filters if name in MODEL_ITEMS else {}
+            report["items"][name] = _item(name)(quick=args.quick, **extra)
         except Exception as exc:  # one broken item must not hide the others
             print(f"\n[{name}] FAILED: {type(exc).__name__}: {exc}", flush=True)
             report["items"][name] = {"error": f"{type(exc).__name__}: {exc}"}
