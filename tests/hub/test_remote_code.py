@@ -26,7 +26,7 @@ CHILD = textwrap.dedent(
     import torch
     from transformers import AutoConfig, AutoModel, AutoModelForAudioClassification, AutoModelForPreTraining
     folder = sys.argv[1]
-    ref = torch.load(os.path.join(folder, "..", "reference.pt"))
+    ref = torch.load(os.path.join(folder, "..", "reference.pt"), weights_only=True)
     config = AutoConfig.from_pretrained(folder, trust_remote_code=True)
     classifier = AutoModelForAudioClassification.from_pretrained(folder, trust_remote_code=True).eval()
     encoder = AutoModel.from_pretrained(folder, trust_remote_code=True).eval()
