@@ -104,6 +104,7 @@ def write_media(
     format: str | None = None,
     container_options: dict | None = None,
     start_seconds: float = 0,
+    audio_stream_first: bool = False,
 ) -> Path:
     """Encode ``frames`` and/or ``audio`` into one file and return its path.
 
@@ -113,7 +114,8 @@ def write_media(
         frames) or int16 (packed s16 frames, e.g. for ``pcm_s16le``). Sent in frames of ``AUDIO_CHUNK`` samples
         starting at ``start_seconds``; ``layout`` must match the number of channels.
     format: container (``None``: guessed from the file name); ``container_options`` / ``video_options``: FFmpeg
-        muxer / encoder options. The video stream is created before the audio stream.
+        muxer / encoder options. The video stream is created before the audio stream (stream 0 is the video)
+        unless ``audio_stream_first``.
     """
     import av
 
@@ -123,11 +125,13 @@ def write_media(
         raise ValueError("write_media: `frames` is empty (pass frames=None for a file without video)")
     with av.open(str(path), "w", format=format, options=container_options or {}) as out:
         video = sound = None
+        if audio is not None and audio_stream_first:
+            sound = out.add_stream(audio_codec, rate=sampling_rate, layout=layout)
         if first is not None:
             video = out.add_stream(video_codec, rate=fps, options=video_options or {})
             video.height, video.width = first.shape[:2]
             video.pix_fmt = pix_fmt
-        if audio is not None:
+        if audio is not None and sound is None:
             sound = out.add_stream(audio_codec, rate=sampling_rate, layout=layout)
         if video is not None:
             start_pts = int(round(start_seconds * fps))

@@ -17,6 +17,7 @@ import pytest
 av = pytest.importorskip("av")
 
 from tests.media.conftest import WIDTH, HEIGHT, pattern_frame, tone_signal, write_av, write_wav  # noqa: E402
+from tests.media_factory import write_media  # noqa: E402
 
 X264 = {"preset": "ultrafast", "crf": "20", "threads": "1"}
 
@@ -69,48 +70,18 @@ def write_vfr(path: Path, times: list[float]) -> Path:
 
 def write_audio_first(path: Path, seconds: float = 1.0, fps: int = 25, rate: int = 16000) -> Path:
     """An mkv whose stream 0 is the audio track and stream 1 the video (order of creation)."""
-    with av.open(str(path), "w") as out:
-        audio = out.add_stream("aac", rate=rate, layout="mono")
-        video = out.add_stream("libx264", rate=fps, options=X264)
-        video.width, video.height, video.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        for i in range(int(seconds * fps)):
-            for packet in video.encode(av.VideoFrame.from_ndarray(pattern_frame(i), format="rgb24")):
-                out.mux(packet)
-        for packet in video.encode(None):
-            out.mux(packet)
-        total = int(seconds * rate)
-        for start in range(0, total, 1024):
-            n = min(1024, total - start)
-            frame = av.AudioFrame.from_ndarray(tone_signal("mono", rate, n, start), format="fltp", layout="mono")
-            frame.sample_rate, frame.pts, frame.time_base = rate, start, Fraction(1, rate)
-            for packet in audio.encode(frame):
-                out.mux(packet)
-        for packet in audio.encode(None):
-            out.mux(packet)
-    return path
+    frames = (pattern_frame(i) for i in range(int(seconds * fps)))
+    tone = tone_signal("mono", rate, int(seconds * rate))
+    return write_media(path, frames=frames, fps=fps, video_options=X264, audio=tone, sampling_rate=rate,
+                       layout="mono", audio_stream_first=True)
 
 
 def write_silent(path: Path, seconds: float = 1.0, fps: int = 25, rate: int = 16000) -> Path:
     """Video with an audio track of digital silence (all-zero PCM in mkv)."""
-    with av.open(str(path), "w") as out:
-        video = out.add_stream("libx264", rate=fps, options=X264)
-        video.width, video.height, video.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        audio = out.add_stream("pcm_s16le", rate=rate, layout="mono")
-        for i in range(int(seconds * fps)):
-            for packet in video.encode(av.VideoFrame.from_ndarray(pattern_frame(i), format="rgb24")):
-                out.mux(packet)
-        for packet in video.encode(None):
-            out.mux(packet)
-        total = int(seconds * rate)
-        for start in range(0, total, 1024):
-            n = min(1024, total - start)
-            frame = av.AudioFrame.from_ndarray(np.zeros((1, n), np.int16), format="s16", layout="mono")
-            frame.sample_rate, frame.pts, frame.time_base = rate, start, Fraction(1, rate)
-            for packet in audio.encode(frame):
-                out.mux(packet)
-        for packet in audio.encode(None):
-            out.mux(packet)
-    return path
+    frames = (pattern_frame(i) for i in range(int(seconds * fps)))
+    silence = np.zeros((1, int(seconds * rate)), np.int16)
+    return write_media(path, frames=frames, fps=fps, video_options=X264, audio=silence, sampling_rate=rate,
+                       layout="mono", audio_codec="pcm_s16le")
 
 
 # Clean sources that the damage tests cut and garble: (key, writer kwargs, has video, has audio)
