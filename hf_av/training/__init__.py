@@ -1,7 +1,7 @@
 """Training and evaluation entry points shared by every family (Trainer / Accelerate on hf_av streams)."""
 
 from .evaluation import compute_embeddings, evaluate_retrieval
-from .run import AudioVisualJobArguments, AudioVisualTrainer, build_trainer, cli_main, run_training
+from .run import AudioVisualJobArguments, AudioVisualTrainer, build_trainer, cli_main, read_manifests, run_training
 from .tasks import PROCESSOR_FACTORIES, TASKS, TaskSpec, get_task, processor_for_config
 
 __all__ = [
@@ -16,5 +16,6 @@ __all__ = [
     "evaluate_retrieval",
     "get_task",
     "processor_for_config",
+    "read_manifests",
     "run_training",
 ]

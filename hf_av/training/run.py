@@ -36,7 +36,10 @@ class AudioVisualJobArguments:
     """What to train on and from where; parsed together with `TrainingArguments` by `hf-av train`."""
 
     task: str = field(metadata={"help": "pretraining | classification | event-localization"})
-    train_manifest: str = field(metadata={"help": "csv/jsonl manifest: path, label(s) / segment_labels columns"})
+    train_manifest: str = field(
+        metadata={"help": "csv/jsonl manifest (path, label(s) / segment_labels columns); several, comma-separated, "
+                          "are trained on together (e.g. a clean and a noisy variant)"}
+    )
     eval_manifest: str | None = field(default=None, metadata={"help": "manifest evaluated after training"})
     media_root: str | None = field(default=None, metadata={"help": "folder that relative manifest paths are under"})
     model_name_or_path: str | None = field(
@@ -105,15 +108,26 @@ class AudioVisualTrainer(Trainer):
         return self.optimizer
 
 
+def read_manifests(manifests: str, media_root: str | None = None) -> list[dict]:
+    """The rows of one manifest, or of several given comma-separated, in order (each path resolved against
+    `media_root`, else against its own manifest's folder)."""
+    from hf_av.data import read_manifest
+
+    paths = [part.strip() for part in str(manifests).split(",") if part.strip()]
+    if not paths:
+        raise ValueError(f"no manifest path in {manifests!r}")
+    return [row for path in paths for row in read_manifest(path, root=media_root)]
+
+
 def _label_info(manifest: str, media_root: str | None):
     """The manifest's label encoder and the class names for `id2label`.
 
     Integer labels keep their ids; their names come from a `label_name` column when the manifest has one
     (AV-Digits does), else the ids themselves.
     """
-    from hf_av.data import LabelEncoder, read_manifest
+    from hf_av.data import LabelEncoder
 
-    rows = read_manifest(manifest, root=media_root)
+    rows = read_manifests(manifest, media_root)
     encoder = LabelEncoder.from_rows(rows)
     if encoder is None or encoder.label_names is not None:
         return encoder, (list(encoder.label_names) if encoder is not None else None)
@@ -192,9 +206,9 @@ def _epoch_rows(rows: list, num_samples: int, seed: int) -> list:
 
 
 def _stream(manifest, processor, job, training_args, *, train: bool, frame_index, label_names):
-    from hf_av.data import read_manifest, split_by_node, stream_from_rows
+    from hf_av.data import split_by_node, stream_from_rows
 
-    rows = read_manifest(manifest, root=job.media_root)
+    rows = read_manifests(manifest, job.media_root)
     if job.preprocess_once:
         return _preprocessed_in_memory(rows, processor, job, training_args, frame_index, label_names)
     if train:
@@ -327,7 +341,9 @@ def cli_main(argv: list[str] | None = None) -> int:
     return 0
 
 
-__all__ = ["AudioVisualJobArguments", "AudioVisualTrainer", "build_trainer", "cli_main", "run_training"]
+__all__ = [
+    "AudioVisualJobArguments", "AudioVisualTrainer", "build_trainer", "cli_main", "read_manifests", "run_training",
+]
 
 
 if torch.get_num_threads() < 1:  # pragma: no cover - guards odd environments where torch reports 0 threads

@@ -183,3 +183,23 @@ def test_preprocess_once_trains_epochs_over_in_memory_examples(corpus, tmp_path)
     results = run_training(job, args)
     assert [entry["step"] for entry in results["train_loss_history"]] == [1, 2, 3, 4]  # 8 clips / 4 x 2 epochs
     assert 0.0 <= results["metrics"]["accuracy"] <= 1.0
+
+
+def test_several_comma_separated_manifests_train_together(corpus, tmp_path):
+    # a second manifest in another folder, with its paths relative to that folder
+    other = tmp_path / "other"
+    other.mkdir()
+    os.symlink(corpus / "clip0.mp4", other / "extra.mp4")
+    (other / "manifest.csv").write_text("path,label\nextra.mp4,low\n")
+    from hf_av.training import read_manifests
+
+    rows = read_manifests(f"{corpus / 'manifest.csv'}, {other / 'manifest.csv'}")
+    assert len(rows) == 9 and rows[-1]["path"] == str(other / "extra.mp4")
+    job = _job(corpus, "classification", preprocess_once=True, modalities="visual", media_root=None,
+               train_manifest=f"{corpus / 'manifest.csv'},{other / 'manifest.csv'}")
+    args = _args(tmp_path / "out", max_steps=-1, num_train_epochs=1, per_device_train_batch_size=3,
+                 per_device_eval_batch_size=3)
+    results = run_training(job, args)
+    assert [entry["step"] for entry in results["train_loss_history"]] == [1, 2, 3]  # 9 clips / 3
+    with pytest.raises(ValueError, match="no manifest path"):
+        read_manifests(" , ")
