@@ -15,6 +15,7 @@ deterministically (streams are deterministic given ``seed`` and epoch).
 AV-Digits (``hf_av.data.av_digits.build_av_digits``) generates the embedded real benchmark.
 """
 
+from .augment import AudioVisualAugmentation
 from .collate import AudioVisualCollator, collator_for_model
 from .errors import DecodeErrorPolicy, TooManyDecodingErrors, read_error_report
 from .labels import LabelEncoder
@@ -31,6 +32,7 @@ from .stream import (
 )
 
 __all__ = [
+    "AudioVisualAugmentation",
     "AudioVisualCollator",
     "DecodeErrorPolicy",
     "LabelEncoder",

@@ -60,6 +60,13 @@ class AudioVisualJobArguments:
         default=0.05, metadata={"help": "fail when more than this share of samples cannot be decoded"}
     )
     eval_batch_size: int = field(default=32, metadata={"help": "batch size of the retrieval evaluation"})
+    augment: bool = field(
+        default=False,
+        metadata={
+            "help": "the original's training-time augmentation: a random one of the processor's frames (evaluation "
+            "keeps the middle one), fbank noise of random strength and a random circular time shift"
+        },
+    )
     preprocess_once: bool = field(
         default=False,
         metadata={
@@ -77,12 +84,21 @@ class AudioVisualJobArguments:
 
 
 class AudioVisualTrainer(Trainer):
-    """Trainer whose optimizer gives the classification head its own learning-rate factor."""
+    """Trainer whose optimizer gives the classification head its own learning-rate factor, and which can augment
+    training batches (`augmentation.augment_batch`) in the training step."""
 
-    def __init__(self, *args, head_learning_rate_multiplier: float = 1.0, head_prefixes=("classifier",), **kwargs):
+    def __init__(self, *args, head_learning_rate_multiplier: float = 1.0, head_prefixes=("classifier",),
+                 augmentation=None, **kwargs):
         self.head_learning_rate_multiplier = head_learning_rate_multiplier
         self.head_prefixes = tuple(head_prefixes)
+        # applied in the training step only (see hf_av.data.augment for why not in the collator)
+        self.augmentation = augmentation
         super().__init__(*args, **kwargs)
+
+    def training_step(self, model, inputs, *args, **kwargs):
+        if self.augmentation is not None:
+            inputs = self.augmentation.augment_batch(inputs)
+        return super().training_step(model, inputs, *args, **kwargs)
 
     def create_optimizer(self, model=None):
         if self.head_learning_rate_multiplier == 1.0 or self.optimizer is not None:
@@ -264,7 +280,7 @@ def _preprocessed_in_memory(rows, processor, job, training_args, frame_index, la
 
 def build_trainer(job: AudioVisualJobArguments, training_args: TrainingArguments):
     """Model, processor, streams, collator and Trainer for `job` (returned with the eval stream)."""
-    from hf_av.data import AudioVisualCollator
+    from hf_av.data import AudioVisualAugmentation, AudioVisualCollator
 
     task = get_task(job.task)
     if not job.preprocess_once and (training_args.max_steps is None or training_args.max_steps <= 0):
@@ -278,7 +294,9 @@ def build_trainer(job: AudioVisualJobArguments, training_args: TrainingArguments
 
     model_keys = MODALITY_KEYS[job.modalities]
     train_keys = model_keys + (("labels",) if task.label_mode else ())
-    train_dataset = _stream(job.train_manifest, processor, job, training_args, train=True, frame_index=None,
+    # with augmentation, single-frame processors hand over all their frames and the training step draws one
+    train_frames = "all" if job.augment and getattr(processor, "single_frame_per_clip", False) else None
+    train_dataset = _stream(job.train_manifest, processor, job, training_args, train=True, frame_index=train_frames,
                             label_names=label_names)
     eval_dataset = None
     if job.eval_manifest:
@@ -293,6 +311,8 @@ def build_trainer(job: AudioVisualJobArguments, training_args: TrainingArguments
         data_collator=AudioVisualCollator(keys=train_keys),
         compute_metrics=classification_metrics(model.config.problem_type) if task.metric == "classification" else None,
         head_learning_rate_multiplier=job.head_learning_rate_multiplier,
+        # multi-frame processors (video models) keep their clip; only single-frame ones draw a frame
+        augmentation=AudioVisualAugmentation(random_frame=train_frames == "all") if job.augment else None,
     )
     trainer.hf_av_processor = processor
     return trainer, eval_dataset

@@ -134,10 +134,12 @@ class _StopAt(TrainerCallback):
         return control
 
 
-def test_resume_reproduces_the_uninterrupted_run(corpus, tmp_path):
+@pytest.mark.parametrize("augment", [False, True], ids=["plain", "augmented"])
+def test_resume_reproduces_the_uninterrupted_run(corpus, tmp_path, augment):
     from hf_av.training import build_trainer
 
-    job = _job(corpus, "pretraining", eval_manifest=None)
+    # with augmentation the random frames, noise and shifts after the checkpoint must be the same ones too
+    job = _job(corpus, "pretraining", eval_manifest=None, augment=augment)
     straight_args = _args(tmp_path / "straight", max_steps=6)
     straight, _ = build_trainer(job, straight_args)
     straight.train()
@@ -203,3 +205,24 @@ def test_several_comma_separated_manifests_train_together(corpus, tmp_path):
     assert [entry["step"] for entry in results["train_loss_history"]] == [1, 2, 3]  # 9 clips / 3
     with pytest.raises(ValueError, match="no manifest path"):
         read_manifests(" , ")
+
+
+def test_augment_draws_a_training_frame_and_leaves_evaluation_alone(corpus, tmp_path):
+    from hf_av.training import build_trainer
+
+    job = _job(corpus, "classification", preprocess_once=True, augment=True)
+    args = _args(tmp_path, max_steps=-1, num_train_epochs=1, per_device_train_batch_size=4,
+                 per_device_eval_batch_size=4)
+    trainer, eval_dataset = build_trainer(job, args)
+    assert trainer.train_dataset[0]["pixel_values"].dim() == 4  # every frame kept in memory
+    train_batch = next(iter(trainer.get_train_dataloader()))
+    assert train_batch["pixel_values"].dim() == 5  # [B, frames, 3, H, W] until the training step draws one
+    assert trainer.augmentation.augment_batch(train_batch)["pixel_values"].dim() == 4
+    eval_batch = next(iter(trainer.get_eval_dataloader()))
+    assert eval_batch["pixel_values"].dim() == 5  # the multi-frame evaluation, never augmented
+    results = run_training(job, _args(tmp_path / "run", max_steps=-1, num_train_epochs=1,
+                                      per_device_train_batch_size=4, per_device_eval_batch_size=4))
+    assert 0.0 <= results["metrics"]["accuracy"] <= 1.0
+    pre = run_training(_job(corpus, "pretraining", preprocess_once=True, augment=True),
+                       _args(tmp_path / "pre", max_steps=-1, num_train_epochs=1, per_device_train_batch_size=4))
+    assert len(pre["train_loss_history"]) == 2
