@@ -180,8 +180,10 @@ def write_card(model_dir: Path, results: dict, args) -> None:
                       f"classifier = pipeline(\"audio-visual-classification\", model=\"{model_dir}\")\n"
                       "classifier(\"clip.mp4\", top_k=3)\n```"),
             "Training": (f"AV-Digits {args.num_train} train / {args.num_test} test clips per variant, seed "
-                         f"{args.seed}; pre-training {args.pretrain_epochs} epochs, fine-tuning "
-                         f"{args.finetune_epochs} epochs; config: `{json.dumps(SMALL_CAV_MAE)}`."),
+                         f"{args.seed}; pre-training {args.pretrain_epochs} epochs on the clean clips, fine-tuning "
+                         f"{args.finetune_epochs} epochs on the noisy clips and their clean versions; the original's "
+                         f"training augmentation {'on' if args.augment else 'off'}; "
+                         f"config: `{json.dumps(SMALL_CAV_MAE)}`."),
         },
     ))
 
