@@ -224,9 +224,14 @@ def _epoch_rows(rows: list, num_samples: int, seed: int) -> list:
 def _stream(manifest, processor, job, training_args, *, train: bool, frame_index, label_names):
     from hf_av.data import split_by_node, stream_from_rows
 
-    rows = read_manifests(manifest, job.media_root)
     if job.preprocess_once:
-        return _preprocessed_in_memory(rows, processor, job, training_args, frame_index, label_names)
+        # cached per manifest: a manifest shared by two runs (clean clips pre-trained on, then fine-tuned on with
+        # a noisy manifest) is decoded once
+        paths = [path for path in str(manifest).split(",") if path.strip()] or [manifest]  # none: the error below
+        parts = [_preprocessed_in_memory(read_manifests(path, job.media_root), processor, job, training_args,
+                                         frame_index, label_names) for path in paths]
+        return parts[0] if len(parts) == 1 else InMemoryExamples([ex for part in parts for ex in part.examples])
+    rows = read_manifests(manifest, job.media_root)
     if train:
         per_step = training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps
         rows = _epoch_rows(rows, per_step * training_args.world_size * training_args.max_steps, training_args.seed)
