@@ -62,6 +62,11 @@ class CavMaeConfig(PreTrainedConfig):
             (`"multi_label_classification"` for AudioSet, `"single_label_classification"` for VGGSound).
         finetuning_mode (`str`, *optional*): the original mode the classifier was fine-tuned with (informational;
             shown in model cards). Inference modes are chosen per call, see `CavMaeForAudioVisualClassification`.
+        unimodal_loss_weight (`float`, defaults to 0.0): in multimodal mode with labels, add this weight times the
+            losses of the same head on the audio-only and the visual-only streams (modes `audioonly` /
+            `videoonly`, computed from the same tower outputs), as in Gradient Blending (Wang et al., 2020): the
+            joint classifier otherwise leans on whichever modality fits the training set fastest and is weak when
+            that one is degraded. 0 (default) is the original fine-tuning loss.
     """
 
     model_type = "cav-mae"
@@ -97,6 +102,7 @@ class CavMaeConfig(PreTrainedConfig):
     bidirectional_contrastive_loss: bool = False
     unchained_contrastive_stream: bool = False
     finetuning_mode: str | None = None
+    unimodal_loss_weight: float = 0.0
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
@@ -182,6 +188,7 @@ class CavMaeConfig(PreTrainedConfig):
         require_number("mae_loss_weight", 0.0)
         require_number("contrastive_loss_weight", 0.0)
         require_number("contrastive_temperature", 0.0, low_inclusive=False)
+        require_number("unimodal_loss_weight", 0.0)
         if self.audio_mask_mode not in AUDIO_MASK_MODES:
             raise ValueError(f"CavMaeConfig.audio_mask_mode must be one of {AUDIO_MASK_MODES}, got {self.audio_mask_mode!r}")
         if self.finetuning_mode is not None and self.finetuning_mode not in CLASSIFICATION_MODES:

@@ -988,6 +988,23 @@ class CavMaeForAudioVisualClassification(CavMaePreTrainedModel):
         probabilities = torch.softmax(per_frame_logits, dim=-1).mean(dim=1).clamp_min(eps)
         return torch.log(probabilities)
 
+    def _classify(self, pooled: torch.Tensor, num_frames: int | None, problem_type: str):
+        """Head logits, averaged over frames when the clip has several (returns them too, else None)."""
+        logits = self.classifier(pooled)
+        if num_frames is None:
+            return logits, None
+        per_frame_logits = logits.reshape(-1, num_frames, logits.shape[-1])
+        logits = per_frame_logits[:, 0] if num_frames == 1 else self._average_frames(per_frame_logits, problem_type)
+        return logits, per_frame_logits
+
+    def _loss(self, logits: torch.Tensor, labels: torch.Tensor, problem_type: str) -> torch.Tensor:
+        if problem_type == "regression":
+            return nn.functional.mse_loss(logits.squeeze(-1) if self.num_labels == 1 else logits,
+                                          labels.squeeze(-1) if self.num_labels == 1 else labels.to(logits.dtype))
+        if problem_type == "single_label_classification":
+            return nn.functional.cross_entropy(logits.view(-1, self.num_labels), labels.view(-1))
+        return nn.functional.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+
     def forward(
         self,
         input_values: torch.Tensor | None = None,
@@ -1047,23 +1064,20 @@ class CavMaeForAudioVisualClassification(CavMaePreTrainedModel):
             modality_pooled = encoder.encode_shared(tokens, norm_set, hs, attn).mean(dim=1)
             pooled = (joint_pooled + modality_pooled) / 2
 
-        logits = self.classifier(pooled)
-        per_frame_logits = None
         problem_type = self._problem_type(labels)
-        if num_frames is not None:
-            per_frame_logits = logits.reshape(-1, num_frames, logits.shape[-1])
-            logits = per_frame_logits[:, 0] if num_frames == 1 else self._average_frames(per_frame_logits, problem_type)
+        logits, per_frame_logits = self._classify(pooled, num_frames, problem_type)
 
         loss = None
         if labels is not None:
             labels = labels.to(logits.device)
-            if problem_type == "regression":
-                loss = nn.functional.mse_loss(logits.squeeze(-1) if self.num_labels == 1 else logits,
-                                              labels.squeeze(-1) if self.num_labels == 1 else labels.to(logits.dtype))
-            elif problem_type == "single_label_classification":
-                loss = nn.functional.cross_entropy(logits.view(-1, self.num_labels), labels.view(-1))
-            else:
-                loss = nn.functional.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+            loss = self._loss(logits, labels, problem_type)
+            if mode == "multimodal" and self.config.unimodal_loss_weight > 0:
+                # the same head on each modality's own stream, from the tower outputs computed above
+                audio_logits, _ = self._classify(encoder.encode_shared(audio, "audio").mean(dim=1), None, problem_type)
+                visual_logits, _ = self._classify(encoder.encode_shared(visual, "visual").mean(dim=1), num_frames,
+                                                  problem_type)
+                unimodal = self._loss(audio_logits, labels, problem_type) + self._loss(visual_logits, labels, problem_type)
+                loss = loss + self.config.unimodal_loss_weight * unimodal
 
         output = CavMaeAudioVisualClassifierOutput(
             loss=loss,

@@ -115,7 +115,7 @@ def test_config_defaults_are_released_scale_plus_plus():
     [("num_attention_heads", 5), ("decoder_num_attention_heads", 7), ("audio_length", 1000), ("image_size", 230),
      ("num_mel_bins", 120), ("num_shared_layers", -1), ("hidden_size", -8), ("audio_mask_ratio", 1.0),
      ("visual_mask_ratio", -0.1), ("audio_mask_mode", "random"), ("contrastive_temperature", 0.0),
-     ("finetuning_mode", "both"), ("norm_pix_loss", "yes")],
+     ("finetuning_mode", "both"), ("norm_pix_loss", "yes"), ("unimodal_loss_weight", -0.5)],
 )
 def test_invalid_config_values_name_the_field(field, value):
     with pytest.raises(ValueError, match=field):
@@ -237,6 +237,30 @@ def test_losses_follow_problem_type():
     targets = torch.tensor([[1.0, 0.0, 1.0], [0.0, 0.0, 1.0]])
     out = model(**inputs, labels=targets)
     torch.testing.assert_close(out.loss, torch.nn.functional.binary_cross_entropy_with_logits(out.logits, targets))
+
+
+@pytest.mark.parametrize("frames", [None, 3])
+def test_unimodal_loss_weight_adds_the_audio_only_and_visual_only_losses(frames):
+    inputs = tiny_inputs(2, frames=frames)
+    labels = torch.tensor([1, 2])
+    torch.manual_seed(0)
+    model = CavMaeForAudioVisualClassification(tiny_config(unimodal_loss_weight=0.3)).eval()
+    with torch.no_grad():
+        out = model(**inputs, labels=labels)
+        joint = model(**inputs, mode="multimodal")
+        audio = model(input_values=inputs["input_values"], mode="audioonly")
+        visual = model(pixel_values=inputs["pixel_values"], mode="videoonly")
+    ce = torch.nn.functional.cross_entropy
+    expected = ce(joint.logits, labels) + 0.3 * (ce(audio.logits, labels) + ce(visual.logits, labels))
+    torch.testing.assert_close(out.loss, expected, atol=1e-6, rtol=0)
+    torch.testing.assert_close(out.logits, joint.logits)  # predictions are the joint stream's alone
+    # single-modality modes keep their plain loss; weight 0 is the original loss
+    with torch.no_grad():
+        audio_loss = model(input_values=inputs["input_values"], labels=labels).loss
+        model.config.unimodal_loss_weight = 0.0
+        plain = model(**inputs, labels=labels).loss
+    torch.testing.assert_close(audio_loss, ce(audio.logits, labels))
+    torch.testing.assert_close(plain, ce(joint.logits, labels))
 
 
 # ---------------------------------------------------------------------------------------------------------------------
