@@ -59,6 +59,7 @@ __all__ = [
     "DIGIT_WORDS",
     "MissingToolError",
     "Voice",
+    "babble_noise_files",
     "build_av_digits",
     "check_tools",
     "default_cache_dir",
@@ -345,6 +346,35 @@ def _babble_bank(src: Path) -> List[np.ndarray]:
     return tracks
 
 
+def babble_noise_files(root: Optional[os.PathLike] = None) -> List[str]:
+    """The noisy variant's babble source as 16 kHz mono WAV files (one per language), for noise augmentation.
+
+    These are the recordings the noisy variant mixes into its clips (train and test alike): training with them
+    means the noise type is known in training, as it is to a model trained on the noisy clips themselves.
+    Voices and images stay held out. Needs espeak-ng on first use; cached beside the clips.
+    """
+    import wave
+
+    src = (Path(root).expanduser() if root is not None else default_cache_dir()) / "_sources"
+    if not all((src / "babble" / f"{lang}.npy").exists() for lang in BABBLE_LANGUAGES):
+        check_tools(("espeak-ng",))
+    tracks = _babble_bank(src)
+    files = []
+    for lang, track in zip(BABBLE_LANGUAGES, tracks):
+        path = src / "babble" / f"{lang}.wav"
+        if not path.exists():
+            pcm = (np.clip(track, -1.0, 1.0) * 32767.0).round().astype("<i2")
+            tmp = path.with_suffix(f".{os.getpid()}.wav")
+            with wave.open(str(tmp), "wb") as handle:
+                handle.setnchannels(1)
+                handle.setsampwidth(2)
+                handle.setframerate(SAMPLE_RATE)
+                handle.writeframes(pcm.tobytes())
+            os.replace(tmp, path)
+        files.append(str(path))
+    return files
+
+
 def _render_frames(img: np.ndarray, rng: np.random.Generator, size: int, num_frames: int,
                    degradation: Optional[Dict]) -> np.ndarray:
     from PIL import Image, ImageFilter
@@ -509,13 +539,14 @@ def _tool_versions(engines: Sequence[str]) -> Dict[str, str]:
 
 
 def _clip_specs(split: str, num: int, seed: int, voices: List[Voice], image_pools: List[np.ndarray],
-                params: Dict, out_dir: Path) -> List[Dict]:
+                params: Dict, out_dir: Path, offset: int = 0) -> List[Dict]:
+    """Clips ``offset .. offset + num - 1`` of the split's seeded sequence (file names keep their sequence index)."""
     code = {"train": 0, "test": 1}[split]
     rng = np.random.default_rng([seed, code, 202])
     perms = [rng.permutation(pool) for pool in image_pools]
     voice_orders: Dict[int, np.ndarray] = {}
     specs = []
-    for i in range(num):
+    for i in range(offset, offset + num):
         label = i % 10
         k = i // 10
         pool = perms[label]
@@ -543,6 +574,7 @@ def build_av_digits(
     num_test: int = 500,
     noisy: bool = False,
     seed: int = 0,
+    train_offset: int = 0,
     workers: int = 2,
     image_size: int = 112,
     fps: int = 8,
@@ -560,16 +592,25 @@ def build_av_digits(
     ``degradation``, ``snr_db``, ``occlusion``, ``blur``, ``pixel_noise``. The build folder
     ``<root>/av_digits-v<version>-<hash>`` also holds ``info.json`` (parameters, voices per split, timing).
 
+    ``train_offset``: the training clips are clips ``train_offset .. train_offset + num_train - 1`` of the seed's
+    training sequence. Builds with disjoint ranges share the voice split and the test clips but not their
+    training images or draws: the main job builds its noisy variant at ``train_offset=num_train``, so
+    fine-tuning on noisy + clean clips sees twice as many distinct digits.
+
     ``engines`` restricts the speech engines (changes the data, so the hash too); missing engines raise
     :class:`MissingToolError` with the apt command to run.
     """
     engines = tuple(e for e in ENGINES if e in engines)
     check_tools(engines)
+    if train_offset < 0:
+        raise ValueError(f"train_offset must be >= 0, got {train_offset}")
     root = Path(root).expanduser() if root is not None else default_cache_dir()
     params = {"version": AV_DIGITS_VERSION, "num_train": int(num_train), "num_test": int(num_test),
               "noisy": bool(noisy), "seed": int(seed), "size": int(image_size), "fps": int(fps),
               "duration": float(duration), "sample_rate": int(sample_rate), "engines": list(engines),
               "mnist": MNIST_PACKAGE, "noisy_profile": NOISY_PROFILE if noisy else None}
+    if train_offset:  # absent at 0, so caches built before the option keep their hash
+        params["train_offset"] = int(train_offset)
     key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
     out_dir = root / f"av_digits-v{AV_DIGITS_VERSION}-{key}"
     manifests = {"train": str(out_dir / "train.csv"), "test": str(out_dir / "test.csv")}
@@ -588,7 +629,7 @@ def build_av_digits(
     work.mkdir(parents=True)
     clip_params = {"size": params["size"], "fps": params["fps"], "duration": params["duration"],
                    "sample_rate": params["sample_rate"], "noisy": params["noisy"]}
-    specs = (_clip_specs("train", num_train, seed, voices["train"], pools["train"], clip_params, work)
+    specs = (_clip_specs("train", num_train, seed, voices["train"], pools["train"], clip_params, work, train_offset)
              + _clip_specs("test", num_test, seed, voices["test"], pools["test"], clip_params, work))
     fixed = sorted({(s["voice"]["engine"], s["voice"]["name"], s["voice"]["variant"], s["voice"]["speed"], s["label"])
                     for s in specs if s["voice"]["engine"] != "espeak-ng"})
@@ -662,6 +703,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--num-test", type=int, default=500)
     parser.add_argument("--noisy", action="store_true", help="babble at low SNR and degraded frames")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--train-offset", type=int, default=0,
+                        help="first clip of the seed's training sequence (disjoint ranges: disjoint training draws)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--image-size", type=int, default=112)
     parser.add_argument("--fps", type=int, default=8)
@@ -671,7 +714,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         manifests = build_av_digits(args.out, args.num_train, args.num_test, noisy=args.noisy, seed=args.seed,
-                                    workers=args.workers, image_size=args.image_size, fps=args.fps,
+                                    train_offset=args.train_offset, workers=args.workers, image_size=args.image_size, fps=args.fps,
                                     duration=args.duration, engines=tuple(args.engines.split(",")),
                                     progress=not args.quiet)
     except MissingToolError as err:

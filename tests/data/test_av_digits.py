@@ -127,3 +127,27 @@ def test_missing_tool_fails_with_install_hint(monkeypatch, tmp_path):
 def test_festival_voice_speaks():
     x = A.synthesize(A.Voice("festival", "kal_diphone"), "seven")
     assert x.dtype == np.float32 and 0.2 * 16000 < x.size < 2 * 16000 and np.abs(x).max() > 0.05
+
+
+def test_train_offset_continues_the_training_sequence(small_build, root):
+    """Clips 4..7 of a build at train_offset=4 are clips 4..7 of the full build; the test split is shared."""
+    later = A.build_av_digits(root, num_train=4, num_test=4, seed=3, train_offset=4, workers=1, engines=NEEDED,
+                              progress=False)
+    full, part = read(small_build["train"]), read(later["train"])
+    assert [r["path"] for r in part] == [r["path"] for r in full[4:]]
+    assert md5s(later["train"]) == md5s(small_build["train"])[4:]
+    assert md5s(later["test"]) == md5s(small_build["test"])
+    with pytest.raises(ValueError, match="train_offset"):
+        A.build_av_digits(root, num_train=2, num_test=2, train_offset=-1, engines=NEEDED)
+
+
+def test_babble_noise_files_are_the_noisy_variants_source(root):
+    import wave
+
+    files = A.babble_noise_files(root)
+    assert [Path(f).stem for f in files] == list(A.BABBLE_LANGUAGES)
+    tracks = A._babble_bank(root / "_sources")
+    with wave.open(files[0]) as handle:
+        assert (handle.getframerate(), handle.getnchannels(), handle.getnframes()) == (16000, 1, tracks[0].size)
+        pcm = np.frombuffer(handle.readframes(handle.getnframes()), dtype="<i2") / 32767.0
+    assert np.abs(pcm - np.clip(tracks[0], -1, 1)).max() < 1e-4  # 16-bit quantisation only
