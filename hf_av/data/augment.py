@@ -13,7 +13,9 @@ ahead of the step, and skipped batches are never collated on resume).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Mapping
+from typing import Dict, Mapping, Optional
+
+from .noise import BackgroundNoiseMixing
 
 __all__ = ["AudioVisualAugmentation"]
 
@@ -27,11 +29,14 @@ class AudioVisualAugmentation:
     * ``fbank_noise``: maximum noise strength; the example's strength is drawn from ``U(0, fbank_noise)`` and
       ``uniform[0, 1) * strength`` is added to every fbank value (0 turns it off; the original uses 0.1).
     * ``time_roll``: shift the fbank circularly along time by a random number of frames in ``[-T, T)``.
+    * ``background_noise``: a :class:`~hf_av.data.noise.BackgroundNoiseMixing` applied to the fbank first (not
+      in the original recipe; ``None`` turns it off).
     """
 
     random_frame: bool = True
     fbank_noise: float = 0.1
     time_roll: bool = True
+    background_noise: Optional[BackgroundNoiseMixing] = None
 
     def __post_init__(self):
         if self.fbank_noise < 0:
@@ -46,6 +51,8 @@ class AudioVisualAugmentation:
             out["pixel_values"] = pixels[int(torch.randint(pixels.shape[0], ()))]
         audio = out.get("input_values")
         if isinstance(audio, torch.Tensor) and audio.dim() == 2:
+            if self.background_noise is not None:
+                audio = self.background_noise(audio)
             if self.fbank_noise > 0:
                 strength = float(torch.rand(())) * self.fbank_noise
                 audio = audio + torch.rand_like(audio) * strength

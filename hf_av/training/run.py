@@ -67,6 +67,17 @@ class AudioVisualJobArguments:
             "keeps the middle one), fbank noise of random strength and a random circular time shift"
         },
     )
+    background_noise: str | None = field(
+        default=None,
+        metadata={
+            "help": "comma-separated audio files or folders of background noise mixed into training audio at a "
+            "random SNR (log-mel power domain, hf_av.data.noise; not in the original recipes)"
+        },
+    )
+    background_noise_snr: str = field(default="-6,14", metadata={"help": "SNR range of the background noise, dB"})
+    background_noise_probability: float = field(
+        default=0.5, metadata={"help": "share of training examples that get background noise"}
+    )
     preprocess_once: bool = field(
         default=False,
         metadata={
@@ -81,6 +92,14 @@ class AudioVisualJobArguments:
             raise ValueError(f"modalities must be one of {sorted(MODALITY_KEYS)}, got {self.modalities!r}")
         if self.head_learning_rate_multiplier <= 0:
             raise ValueError("head_learning_rate_multiplier must be > 0")
+        if self.background_noise:
+            from hf_av.data.noise import parse_range
+
+            parse_range(self.background_noise_snr, "background_noise_snr")
+            if not 0.0 <= self.background_noise_probability <= 1.0:
+                raise ValueError(
+                    f"background_noise_probability must be in [0, 1], got {self.background_noise_probability}"
+                )
 
 
 class AudioVisualTrainer(Trainer):
@@ -283,6 +302,18 @@ def _preprocessed_in_memory(rows, processor, job, training_args, frame_index, la
     return _PREPROCESSED_CACHE[key]
 
 
+def _background_noise(job: AudioVisualJobArguments, processor):
+    from hf_av.data.noise import BackgroundNoiseMixing, parse_range
+
+    extractor = getattr(processor, "feature_extractor", None)
+    if extractor is None:
+        raise ValueError(f"--background_noise needs a processor with an audio feature extractor, got {type(processor).__name__}")
+    return BackgroundNoiseMixing.from_files(
+        job.background_noise, extractor, snr_db=parse_range(job.background_noise_snr, "background_noise_snr"),
+        probability=job.background_noise_probability,
+    )
+
+
 def build_trainer(job: AudioVisualJobArguments, training_args: TrainingArguments):
     """Model, processor, streams, collator and Trainer for `job` (returned with the eval stream)."""
     from hf_av.data import AudioVisualAugmentation, AudioVisualCollator
@@ -308,6 +339,12 @@ def build_trainer(job: AudioVisualJobArguments, training_args: TrainingArguments
         eval_frames = "all" if (task.metric == "classification" and job.eval_all_frames) else None
         eval_dataset = _stream(job.eval_manifest, processor, job, training_args, train=False,
                                frame_index=eval_frames, label_names=label_names)
+    augmentation = None
+    if job.augment:
+        augmentation = AudioVisualAugmentation(random_frame=train_frames == "all")
+    if job.background_noise:
+        augmentation = augmentation or AudioVisualAugmentation(random_frame=False, fbank_noise=0.0, time_roll=False)
+        augmentation.background_noise = _background_noise(job, processor)
     trainer = AudioVisualTrainer(
         model=model,
         args=training_args,
@@ -317,7 +354,7 @@ def build_trainer(job: AudioVisualJobArguments, training_args: TrainingArguments
         compute_metrics=classification_metrics(model.config.problem_type) if task.metric == "classification" else None,
         head_learning_rate_multiplier=job.head_learning_rate_multiplier,
         # multi-frame processors (video models) keep their clip; only single-frame ones draw a frame
-        augmentation=AudioVisualAugmentation(random_frame=train_frames == "all") if job.augment else None,
+        augmentation=augmentation,
     )
     trainer.hf_av_processor = processor
     return trainer, eval_dataset

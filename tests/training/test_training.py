@@ -42,7 +42,21 @@ def corpus(tmp_path_factory):
         writer = csv.DictWriter(handle, fieldnames=["path", "label"])
         writer.writeheader()
         writer.writerows(rows)
+    _write_noise_wav(root / "noise.wav")
     return root
+
+
+def _write_noise_wav(path: Path, seconds: float = 1.0, rate: int = 16000) -> None:
+    import wave
+
+    import numpy as np
+
+    samples = (np.random.default_rng(0).standard_normal(int(seconds * rate)) * 3000).astype("<i2")
+    with wave.open(str(path), "wb") as handle:
+        handle.setnchannels(1)
+        handle.setsampwidth(2)
+        handle.setframerate(rate)
+        handle.writeframes(samples.tobytes())
 
 
 def _args(out: Path, **overrides) -> TrainingArguments:
@@ -134,12 +148,14 @@ class _StopAt(TrainerCallback):
         return control
 
 
-@pytest.mark.parametrize("augment", [False, True], ids=["plain", "augmented"])
-def test_resume_reproduces_the_uninterrupted_run(corpus, tmp_path, augment):
+@pytest.mark.parametrize("augment, noise", [(False, False), (True, False), (True, True)],
+                         ids=["plain", "augmented", "augmented+background-noise"])
+def test_resume_reproduces_the_uninterrupted_run(corpus, tmp_path, augment, noise):
     from hf_av.training import build_trainer
 
     # with augmentation the random frames, noise and shifts after the checkpoint must be the same ones too
-    job = _job(corpus, "pretraining", eval_manifest=None, augment=augment)
+    extra = {"background_noise": str(corpus / "noise.wav"), "background_noise_probability": 1.0} if noise else {}
+    job = _job(corpus, "pretraining", eval_manifest=None, augment=augment, **extra)
     straight_args = _args(tmp_path / "straight", max_steps=6)
     straight, _ = build_trainer(job, straight_args)
     straight.train()
@@ -205,6 +221,25 @@ def test_several_comma_separated_manifests_train_together(corpus, tmp_path):
     assert [entry["step"] for entry in results["train_loss_history"]] == [1, 2, 3]  # 9 clips / 3
     with pytest.raises(ValueError, match="no manifest path"):
         read_manifests(" , ")
+
+
+def test_background_noise_job_settings(corpus, tmp_path):
+    from hf_av.training import build_trainer
+
+    with pytest.raises(ValueError, match="background_noise_snr"):
+        _job(corpus, "classification", background_noise=str(corpus / "noise.wav"), background_noise_snr="loud")
+    with pytest.raises(ValueError, match="background_noise_probability"):
+        _job(corpus, "classification", background_noise=str(corpus / "noise.wav"), background_noise_probability=2)
+    job = _job(corpus, "classification", preprocess_once=True, background_noise=str(tmp_path / "missing.wav"))
+    with pytest.raises(FileNotFoundError, match="missing.wav"):
+        build_trainer(job, _args(tmp_path / "a", max_steps=1))
+    # without --augment the noise is the only augmentation: no frame draw, no fbank noise, no shift
+    job = _job(corpus, "classification", preprocess_once=True, background_noise=str(corpus), background_noise_snr="5")
+    trainer, _ = build_trainer(job, _args(tmp_path / "b", max_steps=1))
+    augmentation = trainer.augmentation
+    assert (augmentation.random_frame, augmentation.fbank_noise, augmentation.time_roll) == (False, 0.0, False)
+    assert augmentation.background_noise.snr_db == (5.0, 5.0)
+    assert len(augmentation.background_noise.noise_log_power) == 1  # the folder's one audio file
 
 
 def test_augment_draws_a_training_frame_and_leaves_evaluation_alone(corpus, tmp_path):
