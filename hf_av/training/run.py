@@ -67,6 +67,10 @@ class AudioVisualJobArguments:
             "keeps the middle one), fbank noise of random strength and a random circular time shift"
         },
     )
+    preprocess_workers: int = field(
+        default=0,
+        metadata={"help": "with --preprocess_once: processes that decode the clips in parallel (0: in-process)"},
+    )
     background_noise: str | None = field(
         default=None,
         metadata={
@@ -92,6 +96,8 @@ class AudioVisualJobArguments:
             raise ValueError(f"modalities must be one of {sorted(MODALITY_KEYS)}, got {self.modalities!r}")
         if self.head_learning_rate_multiplier <= 0:
             raise ValueError("head_learning_rate_multiplier must be > 0")
+        if self.preprocess_workers < 0:
+            raise ValueError(f"preprocess_workers must be >= 0, got {self.preprocess_workers}")
         if self.background_noise:
             from hf_av.data.noise import parse_range
 
@@ -293,12 +299,21 @@ def _preprocessed_in_memory(rows, processor, job, training_args, frame_index, la
         sort_keys=True, default=str,
     )
     if key not in _PREPROCESSED_CACHE:
+        # each row carries its position, so examples decoded by several workers go back into manifest order
+        indexed = [dict(row, _hf_av_row=i) for i, row in enumerate(rows)]
         stream = stream_from_rows(
-            rows, processor, label_names=label_names,
+            indexed, processor, label_names=label_names,
             processor_kwargs={"frame_index": frame_index} if frame_index is not None else None,
-            error_policy=_error_policy(job, training_args),
+            error_policy=_error_policy(job, training_args), keep_columns=("_hf_av_row",),
         ).with_format("torch")
-        _PREPROCESSED_CACHE[key] = InMemoryExamples(list(stream))
+        if job.preprocess_workers > 0:
+            loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=job.preprocess_workers)
+            examples = sorted(loader, key=lambda example: int(example["_hf_av_row"]))
+        else:
+            examples = list(stream)
+        for example in examples:
+            example.pop("_hf_av_row")
+        _PREPROCESSED_CACHE[key] = InMemoryExamples(examples)
     return _PREPROCESSED_CACHE[key]
 
 

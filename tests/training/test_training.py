@@ -203,6 +203,26 @@ def test_preprocess_once_trains_epochs_over_in_memory_examples(corpus, tmp_path)
     assert 0.0 <= results["metrics"]["accuracy"] <= 1.0
 
 
+def test_preprocess_workers_decode_in_parallel_into_manifest_order(corpus, tmp_path):
+    from hf_av.training import build_trainer
+    from hf_av.training.run import _PREPROCESSED_CACHE
+
+    datasets = []
+    for workers in (0, 2):
+        _PREPROCESSED_CACHE.clear()  # decode again instead of reusing the first run's tensors
+        job = _job(corpus, "classification", preprocess_once=True, preprocess_workers=workers)
+        trainer, _ = build_trainer(job, _args(tmp_path / str(workers), max_steps=1))
+        datasets.append(trainer.train_dataset)
+    in_process, parallel = datasets
+    assert len(parallel) == len(in_process) == 8
+    for a, b in zip(in_process, parallel):
+        assert a["sample_id"] == b["sample_id"] and "_hf_av_row" not in b
+        for key in ("input_values", "pixel_values", "labels"):
+            torch.testing.assert_close(a[key], b[key])
+    with pytest.raises(ValueError, match="preprocess_workers"):
+        _job(corpus, "classification", preprocess_workers=-1)
+
+
 def test_several_comma_separated_manifests_train_together(corpus, tmp_path):
     # a second manifest in another folder, with its paths relative to that folder
     other = tmp_path / "other"
