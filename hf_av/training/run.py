@@ -308,7 +308,13 @@ def _preprocessed_in_memory(rows, processor, job, training_args, frame_index, la
         ).with_format("torch")
         if job.preprocess_workers > 0:
             loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=job.preprocess_workers)
-            examples = sorted(loader, key=lambda example: int(example["_hf_av_row"]))
+            # copied out of the workers' shared memory: each kept shared tensor holds a file descriptor, and
+            # thousands of them exceed the open-file limit
+            examples = sorted(
+                ({key: value.clone() if isinstance(value, torch.Tensor) else value for key, value in example.items()}
+                 for example in loader),
+                key=lambda example: int(example["_hf_av_row"]),
+            )
         else:
             examples = list(stream)
         for example in examples:
