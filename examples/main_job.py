@@ -230,7 +230,7 @@ def plot_curves(histories: dict, output: Path) -> None:
     for axis in axes:
         axis.set_xlabel("step")
         axis.set_ylabel("training loss")
-        axis.legend()
+        axis.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(output, dpi=110)
     plt.close(fig)
@@ -334,7 +334,9 @@ def main(argv=None) -> int:
 
     stage("Pictures and results table")
     plot_curves({"pre-training": pretraining["train_loss_history"],
-                 **{f"fine-tune {m}": r["history"] for m, r in finetuned.items()}}, out / "training_curves.png")
+                 **{f"fine-tune {m}" + (" (joint + unimodal losses)"
+                                        if m == "audio-visual" and args.unimodal_loss_weight else ""): r["history"]
+                    for m, r in finetuned.items()}}, out / "training_curves.png")
     plot_retrieval_examples(pretrained_dir, clean["test"], out / "retrieval_examples.png")
     from hf_av.visualization import sound_source_localization_figure
 
