@@ -1,7 +1,5 @@
 """Background-noise mixing in the log-mel power domain (hf_av.data.noise)."""
 
-import wave
-
 import numpy as np
 import pytest
 import torch
@@ -9,17 +7,13 @@ import torch
 from hf_av.data import AudioVisualAugmentation
 from hf_av.data.noise import BackgroundNoiseMixing, parse_range
 from hf_av.processing.cav_mae import CavMaeFeatureExtractor
+from tests.media_factory import write_wav
 
 RATE = 16000
 
 
 def _write_wav(path, signal):
-    pcm = (np.clip(signal, -1, 1) * 32767).round().astype("<i2")
-    with wave.open(str(path), "wb") as handle:
-        handle.setnchannels(1)
-        handle.setsampwidth(2)
-        handle.setframerate(RATE)
-        handle.writeframes(pcm.tobytes())
+    write_wav(path, np.asarray(signal, dtype=np.float32)[None], RATE, 2)
 
 
 def _tone_burst(seconds=1.0, start=0.3, stop=0.7, freq=440.0):

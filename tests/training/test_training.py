@@ -47,16 +47,11 @@ def corpus(tmp_path_factory):
 
 
 def _write_noise_wav(path: Path, seconds: float = 1.0, rate: int = 16000) -> None:
-    import wave
-
     import numpy as np
 
-    samples = (np.random.default_rng(0).standard_normal(int(seconds * rate)) * 3000).astype("<i2")
-    with wave.open(str(path), "wb") as handle:
-        handle.setnchannels(1)
-        handle.setsampwidth(2)
-        handle.setframerate(rate)
-        handle.writeframes(samples.tobytes())
+    from tests.media_factory import write_wav
+
+    write_wav(path, 0.1 * np.random.default_rng(0).standard_normal((1, int(seconds * rate))), rate, 2)
 
 
 def _args(out: Path, **overrides) -> TrainingArguments:
