@@ -149,6 +149,8 @@ def training_arguments(output_dir: Path, epochs: float, learning_rate: float, ba
 def pretrain(args, manifests, out: Path) -> dict:
     from hf_av.training import AudioVisualJobArguments, run_training
 
+    # No babble here: mixed into half of the pre-training audio (per example, so no shortcut) it kept the
+    # contrastive term on its plateau much longer: held-out R@1 0.45 instead of 0.93 after the same 24 epochs.
     job = AudioVisualJobArguments(
         task="pretraining", train_manifest=manifests["train"], eval_manifest=manifests["test"],
         model_type="cav-mae", config_overrides=json.dumps(SMALL_CAV_MAE), preprocess_once=True,
