@@ -360,12 +360,12 @@ def build_trainer(job: AudioVisualJobArguments, training_args: TrainingArguments
         eval_frames = "all" if (task.metric == "classification" and job.eval_all_frames) else None
         eval_dataset = _stream(job.eval_manifest, processor, job, training_args, train=False,
                                frame_index=eval_frames, label_names=label_names)
+    noise = _background_noise(job, processor) if job.background_noise else None
     augmentation = None
     if job.augment:
-        augmentation = AudioVisualAugmentation(random_frame=train_frames == "all")
-    if job.background_noise:
-        augmentation = augmentation or AudioVisualAugmentation(random_frame=False, fbank_noise=0.0, time_roll=False)
-        augmentation.background_noise = _background_noise(job, processor)
+        augmentation = AudioVisualAugmentation(random_frame=train_frames == "all", background_noise=noise)
+    elif noise is not None:  # the noise alone
+        augmentation = AudioVisualAugmentation(random_frame=False, fbank_noise=0.0, time_roll=False, background_noise=noise)
     trainer = AudioVisualTrainer(
         model=model,
         args=training_args,
