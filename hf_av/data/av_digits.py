@@ -353,8 +353,6 @@ def babble_noise_files(root: Optional[os.PathLike] = None) -> List[str]:
     means the noise type is known in training, as it is to a model trained on the noisy clips themselves.
     Voices and images stay held out. Needs espeak-ng on first use; cached beside the clips.
     """
-    import wave
-
     src = (Path(root).expanduser() if root is not None else default_cache_dir()) / "_sources"
     if not all((src / "babble" / f"{lang}.npy").exists() for lang in BABBLE_LANGUAGES):
         check_tools(("espeak-ng",))
@@ -594,8 +592,8 @@ def build_av_digits(
 
     ``train_offset``: the training clips are clips ``train_offset .. train_offset + num_train - 1`` of the seed's
     training sequence. Builds with disjoint ranges share the voice split and the test clips but not their
-    training images or draws: the main job builds its noisy variant at ``train_offset=num_train``, so
-    fine-tuning on noisy + clean clips sees twice as many distinct digits.
+    training images or draws (e.g. a noisy variant at ``train_offset=num_train`` shows other digits than the
+    clean one).
 
     ``engines`` restricts the speech engines (changes the data, so the hash too); missing engines raise
     :class:`MissingToolError` with the apt command to run.
@@ -714,8 +712,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         manifests = build_av_digits(args.out, args.num_train, args.num_test, noisy=args.noisy, seed=args.seed,
-                                    train_offset=args.train_offset, workers=args.workers, image_size=args.image_size, fps=args.fps,
-                                    duration=args.duration, engines=tuple(args.engines.split(",")),
+                                    train_offset=args.train_offset, workers=args.workers,
+                                    image_size=args.image_size, fps=args.fps, duration=args.duration,
+                                    engines=tuple(args.engines.split(",")),
                                     progress=not args.quiet)
     except MissingToolError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -113,11 +113,13 @@ class BackgroundNoiseMixing:
         """Noise bank from audio files or folders of them, in ``feature_extractor``'s log-mel domain.
 
         ``feature_extractor`` must make normalised natural-log fbank like ``CavMaeFeatureExtractor`` (attributes
-        ``num_mel_bins``, ``mean``, ``std``, ``do_normalize``, ``sampling_rate``); ``kwargs`` go to the class.
+        ``num_mel_bins``, ``mean``, ``std``, ``do_normalize``, ``sampling_rate``, ``frame_length``, ``frame_shift`` in
+        ms); ``kwargs`` go to the class.
         """
         from hf_av.media import load_audio
 
-        needed = ("num_mel_bins", "mean", "std", "do_normalize", "sampling_rate", "target_length")
+        needed = ("num_mel_bins", "mean", "std", "do_normalize", "sampling_rate", "target_length", "frame_length",
+                  "frame_shift")
         missing = [name for name in needed if not hasattr(feature_extractor, name)]
         if missing:
             raise ValueError(
@@ -136,8 +138,8 @@ class BackgroundNoiseMixing:
         for path in files:
             audio, rate = load_audio(path, sampling_rate=feature_extractor.sampling_rate, name=path)
             # every real frame of the recording (no padding rows, which are not noise)
-            window = int(rate * getattr(feature_extractor, "frame_length", 25.0) / 1000)
-            shift = int(rate * getattr(feature_extractor, "frame_shift", 10.0) / 1000)
+            window = int(rate * feature_extractor.frame_length / 1000)
+            shift = int(rate * feature_extractor.frame_shift / 1000)
             frames = 1 + (audio.shape[-1] - window) // shift
             if frames < 1:
                 raise ValueError(f"background noise file {path} is too short ({audio.shape[-1]} samples)")

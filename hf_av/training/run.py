@@ -328,7 +328,9 @@ def _background_noise(job: AudioVisualJobArguments, processor):
 
     extractor = getattr(processor, "feature_extractor", None)
     if extractor is None:
-        raise ValueError(f"--background_noise needs a processor with an audio feature extractor, got {type(processor).__name__}")
+        raise ValueError(
+            f"--background_noise needs a processor with an audio feature extractor, got {type(processor).__name__}"
+        )
     return BackgroundNoiseMixing.from_files(
         job.background_noise, extractor, snr_db=parse_range(job.background_noise_snr, "background_noise_snr"),
         probability=job.background_noise_probability,
@@ -365,7 +367,8 @@ def build_trainer(job: AudioVisualJobArguments, training_args: TrainingArguments
     if job.augment:
         augmentation = AudioVisualAugmentation(random_frame=train_frames == "all", background_noise=noise)
     elif noise is not None:  # the noise alone
-        augmentation = AudioVisualAugmentation(random_frame=False, fbank_noise=0.0, time_roll=False, background_noise=noise)
+        augmentation = AudioVisualAugmentation(random_frame=False, fbank_noise=0.0, time_roll=False,
+                                               background_noise=noise)
     trainer = AudioVisualTrainer(
         model=model,
         args=training_args,
