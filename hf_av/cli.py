@@ -392,7 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", required=True, help="folder to write")
     p.add_argument("--original-config", default=None, help="JSON with the original constructor arguments")
     p.add_argument("--original-model", default=None, metavar="KIND",
-                   help=f"original model kind, checked against the weights ({', '.join(kinds)}; per family: hf-av list)")
+                   help=f"original model kind, checked against the weights ({', '.join(kinds)}; "
+                        "per family: hf-av list)")
     p.add_argument("--remote-code", action="store_true",
                    help="also write self-contained modeling code + auto_map (loads with trust_remote_code=True)")
     p.set_defaults(func=cmd_convert)

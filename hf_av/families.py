@@ -155,7 +155,9 @@ class ModelFamily:
         class_names = {path.rsplit(".", 1)[-1] for path in self.models.values()}
         unknown = sorted(set(self.tasks.values()) - class_names)
         if unknown:
-            raise ValueError(f"{self.model_type}: task heads {unknown} are not among its model classes {sorted(class_names)}")
+            raise ValueError(
+                f"{self.model_type}: task heads {unknown} are not among its model classes {sorted(class_names)}"
+            )
 
     # -- resolution (imports happen here, never when the row is built) --
     def config_class(self):
@@ -185,7 +187,8 @@ class ModelFamily:
     def head_for_task(self, task: str) -> type:
         if task not in self.tasks:
             raise ValueError(
-                f"model type {self.model_type!r} has no head for task {task!r}; it trains: {sorted(self.tasks) or 'none'}"
+                f"model type {self.model_type!r} has no head for task {task!r}; "
+                f"it trains: {sorted(self.tasks) or 'none'}"
             )
         return self.model_class(self.tasks[task])
 

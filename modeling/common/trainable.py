@@ -106,7 +106,9 @@ def freeze_except(model: nn.Module, patterns: Iterable[str] | None) -> Trainable
         raise ValueError(f"patterns must be a list of glob patterns, got the string {patterns!r}")
     patterns = tuple(patterns)
     if not patterns:
-        raise ValueError("an empty trainable-parameter policy freezes every parameter; give patterns, or None to train all")
+        raise ValueError(
+            "an empty trainable-parameter policy freezes every parameter; give patterns, or None to train all"
+        )
     tensors = _parameters_by_tensor(model)
     matched: dict[str, list[str]] = {pattern: [] for pattern in patterns}
     trains: list[bool] = []
