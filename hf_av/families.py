@@ -89,7 +89,7 @@ class CardFacts:
     """What every model card of the family says about the original work.
 
     Args:
-        title: one-line name of the method, e.g. "CAV-MAE (Contrastive Audio-Visual Masked Autoencoder)".
+        paper_title: the paper's title, e.g. "Contrastive Audio-Visual Masked Autoencoder".
         authors_venue: "Gong et al., ICLR 2023".
         paper: paper address.
         original_repository: the original code.
@@ -103,7 +103,7 @@ class CardFacts:
             `hf_av.hub.model_card.family_model_card`.
     """
 
-    title: str
+    paper_title: str
     authors_venue: str
     paper: str
     original_repository: str
@@ -227,7 +227,7 @@ CAV_MAE = ModelFamily(
         find_released_checkpoint="hf_av.conversion.cav_mae_checkpoints.find_released_checkpoint",
     ),
     card=CardFacts(
-        title="CAV-MAE (Contrastive Audio-Visual Masked Autoencoder)",
+        paper_title="Contrastive Audio-Visual Masked Autoencoder",
         authors_venue="Gong et al., ICLR 2023",
         paper="https://arxiv.org/abs/2210.07839",
         original_repository="https://github.com/YuanGongND/cav-mae",

@@ -148,3 +148,20 @@ def test_hub_does_not_import_conversion():
     for path in sorted((ROOT / "hf_av" / "hub").glob("*.py")):
         offending = sorted(n for n in _imported_modules(path) if n.startswith("hf_av.conversion"))
         assert not offending, f"{path.name} imports {offending}"
+
+
+def test_cards_take_the_facts_of_the_row():
+    from hf_av.hub.model_card import build_family_model_card, family_model_card, render_model_card
+
+    family = get_family("cav-mae")
+    config = family.config_class()()
+    generic = render_model_card(family_model_card(config, "/somewhere/weights.pth"))
+    assert generic.data.license == family.card.license
+    assert family.card.paper in generic.text and family.card.citation in generic.text
+    assert family.card.paper_results.to_markdown() in generic.text and family.converter.script in generic.text
+    built = build_family_model_card(config, "weights.pth", None, "CavMaeForPreTraining")  # the row's own builder
+    assert "Usage" in built.sections and built.sections["Citation"] == generic_section(generic.text, "Citation")
+
+
+def generic_section(text: str, heading: str) -> str:
+    return text.split(f"## {heading}\n\n", 1)[1].split("\n\n## ", 1)[0].strip()

@@ -141,7 +141,7 @@ def cav_mae_model_card(config, source_file: str, checkpoint=None, model_class_na
     return ModelCardContent(
         model_name=name,
         summary=(
-            f"{facts.title} ({facts.authors_venue}, {facts.paper}) for the "
+            f"{_citation_line('cav-mae')} for the "
             f"`hf_av` package. {checkpoint.description if checkpoint is not None else ''}".strip()
         ),
         license=facts.license,
@@ -156,6 +156,13 @@ def cav_mae_model_card(config, source_file: str, checkpoint=None, model_class_na
             **family_sections(facts),
         },
     )
+
+
+def _citation_line(model_type: str) -> str:
+    """"CAV-MAE (Contrastive Audio-Visual Masked Autoencoder, Gong et al., ICLR 2023, <paper>)"."""
+    family = get_family(model_type)
+    facts = family.card
+    return f"{family.name} ({facts.paper_title}, {facts.authors_venue}, {facts.paper})"
 
 
 def family_sections(facts: CardFacts) -> dict[str, str]:
@@ -174,7 +181,7 @@ def family_model_card(config, source_file: str, checkpoint=None, model_class_nam
     facts = family.card
     return ModelCardContent(
         model_name=getattr(checkpoint, "name", None) or f"{family.name} ({Path(source_file).name})",
-        summary=f"{facts.title} ({facts.authors_venue}, {facts.paper}) for the `hf_av` package.",
+        summary=f"{_citation_line(family.model_type)} for the `hf_av` package.",
         license=facts.license,
         pipeline_tag="feature-extraction",
         tags=list(facts.tags),
@@ -220,7 +227,7 @@ def trained_model_card(config, results: dict, model_class_name: str = "") -> Mod
     sections = {"Training": "\n".join(lines), **family_sections(facts)}
     return ModelCardContent(
         model_name=f"{family.name} trained with hf_av ({job.get('task')})",
-        summary=f"{facts.title} ({facts.authors_venue}, {facts.paper}), trained with `hf_av.training`.",
+        summary=f"{_citation_line(family.model_type)}, trained with `hf_av.training`.",
         license=facts.license,
         pipeline_tag="audio-classification" if job.get("task") == "classification" else "feature-extraction",
         tags=list(facts.tags),
