@@ -11,14 +11,11 @@ from .families import FAMILIES, ModelFamily, auto_class
 
 def register_family(family: ModelFamily) -> None:
     """Config, models and preprocessing classes of one row with the Auto classes."""
-    from transformers import (
-        AutoConfig,
-        AutoFeatureExtractor,
-        AutoImageProcessor,
-        AutoProcessor,
-        AutoTokenizer,
-        AutoVideoProcessor,
-    )
+    from transformers import AutoConfig, AutoFeatureExtractor, AutoImageProcessor, AutoProcessor, AutoTokenizer
+
+    # from its module: the top-level name is a placeholder that raises when torchvision is missing, yet the mapping
+    # is all `AutoProcessor` needs, and our video processors do not use torchvision
+    from transformers.models.auto.video_processing_auto import AutoVideoProcessor
 
     config_class = family.config_class()
     if config_class.model_type != family.model_type:
@@ -42,7 +39,9 @@ def register_family(family: ModelFamily) -> None:
             exist_ok=True,
         )
     if "video_processor" in preprocessing:
-        AutoVideoProcessor.register(config_class, preprocessing["video_processor"], exist_ok=True)
+        AutoVideoProcessor.register(
+            config_class, video_processor_classes={"torchvision": preprocessing["video_processor"]}, exist_ok=True
+        )
     if "tokenizer" in preprocessing:
         AutoTokenizer.register(config_class, tokenizer_class=preprocessing["tokenizer"], exist_ok=True)
     if "processor" in preprocessing:

@@ -165,3 +165,56 @@ def test_cards_take_the_facts_of_the_row():
 
 def generic_section(text: str, heading: str) -> str:
     return text.split(f"## {heading}\n\n", 1)[1].split("\n\n## ", 1)[0].strip()
+
+
+# A row with every kind of class, as VATT's will have (video processor and tokenizer included): registration must
+# take each of them. The toy config/model are defined here and named by dotted path like any row's classes.
+from transformers import PreTrainedConfig, PreTrainedModel  # noqa: E402
+
+
+class ToyRegistryConfig(PreTrainedConfig):
+    model_type = "hf-av-registry-toy"
+
+
+class ToyRegistryModel(PreTrainedModel):
+    config_class = ToyRegistryConfig
+
+
+class ToyRegistryClassifier(ToyRegistryModel):
+    pass
+
+
+def test_register_family_takes_every_kind_of_class():
+    from transformers import AutoConfig
+    from transformers.models.auto.feature_extraction_auto import FEATURE_EXTRACTOR_MAPPING
+    from transformers.models.auto.processing_auto import PROCESSOR_MAPPING
+    from transformers.models.auto.tokenization_auto import TOKENIZER_MAPPING
+    from transformers.models.auto.video_processing_auto import VIDEO_PROCESSOR_MAPPING
+
+    from hf_av.auto import AutoModelForAudioVisualClassification
+    from hf_av.processing import vatt
+    from hf_av.registration import register_family
+
+    here = __name__
+    row = ModelFamily(
+        model_type="hf-av-registry-toy", name="Toy", config=f"{here}.ToyRegistryConfig",
+        models={"AutoModel": f"{here}.ToyRegistryModel",
+                "AutoModelForAudioVisualClassification": f"{here}.ToyRegistryClassifier"},
+        card=CardFacts("t", "a", "p", "r", "mit", "l", "c"),
+        feature_extractor="hf_av.processing.vatt.VattFeatureExtractor",
+        video_processor="hf_av.processing.vatt.VattVideoProcessor",
+        tokenizer="hf_av.processing.vatt.VattTokenizer",
+        processor="hf_av.processing.vatt.VattProcessor",
+        tasks={"classification": "ToyRegistryClassifier"},
+    )
+    register_family(row)
+    assert type(AutoConfig.for_model("hf-av-registry-toy")) is ToyRegistryConfig
+    assert AutoModelForAudioVisualClassification._model_mapping[ToyRegistryConfig] is ToyRegistryClassifier
+    assert FEATURE_EXTRACTOR_MAPPING[ToyRegistryConfig] is vatt.VattFeatureExtractor
+    assert VIDEO_PROCESSOR_MAPPING[ToyRegistryConfig]["torchvision"] is vatt.VattVideoProcessor
+    assert vatt.VattTokenizer in (TOKENIZER_MAPPING[ToyRegistryConfig]
+                                  if isinstance(TOKENIZER_MAPPING[ToyRegistryConfig], tuple)
+                                  else (TOKENIZER_MAPPING[ToyRegistryConfig],))
+    assert PROCESSOR_MAPPING[ToyRegistryConfig] is vatt.VattProcessor
+    assert row.head_for_task("classification") is ToyRegistryClassifier
+    assert "ToyRegistryClassifier" in row.public_names()
