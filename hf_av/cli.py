@@ -310,19 +310,16 @@ def cmd_list(args) -> int:
         return 0
     for info in summaries:
         print(f"{info['name']} (model_type {info['model_type']}; {info['paper']}; licence {info['license']})")
-        print(f"  config:        {info['config']}")
-        for auto, model in info["models"].items():
-            print(f"  {auto + ':':<38} {model}")
-        for kind, cls in info["preprocessing"].items():
-            print(f"  {kind + ':':<15}{cls}")
+        rows = [("config", info["config"]), *info["models"].items(), *info["preprocessing"].items()]
         converter = info["converter"]
-        if converter is None:
-            print("  convert:       no converter")
-        else:
-            print(f"  convert:       hf-av convert --model {info['model_type']} ({converter['checkpoint']}; "
-                  f"--original-model {'|'.join(converter['original_kinds'])})")
-        tasks = ", ".join(f"{task} -> {head}" for task, head in info["tasks"].items()) or "none"
-        print(f"  train tasks:   {tasks}")
+        rows.append(("convert", "no converter" if converter is None else (
+            f"hf-av convert --model {info['model_type']} ({converter['checkpoint']}; "
+            f"--original-model {'|'.join(converter['original_kinds'])})"
+        )))
+        rows.append(("train tasks", ", ".join(f"{t} -> {head}" for t, head in info["tasks"].items()) or "none"))
+        width = max(len(key) for key, _ in rows) + 2
+        for key, value in rows:
+            print(f"  {key + ':':<{width}}{value}")
     return 0
 
 

@@ -45,7 +45,9 @@ class AudioVisualJobArguments:
     model_name_or_path: str | None = field(
         default=None, metadata={"help": "model folder to start from (converted or saved); default: from scratch"}
     )
-    model_type: str = field(default="cav-mae", metadata={"help": "family when training from scratch"})
+    model_type: str = field(
+        default="cav-mae", metadata={"help": "family when training from scratch (a model_type of `hf-av list`)"}
+    )
     config_overrides: str | None = field(
         default=None, metadata={"help": 'JSON dict of config fields, e.g. \'{"hidden_size": 192}\''}
     )
@@ -100,6 +102,10 @@ class AudioVisualJobArguments:
 
     def __post_init__(self):
         get_task(self.task)
+        if not self.model_name_or_path:
+            from hf_av.families import get_family
+
+            get_family(self.model_type)  # unknown families fail here, naming the known ones
         if self.modalities not in MODALITY_KEYS:
             raise ValueError(f"modalities must be one of {sorted(MODALITY_KEYS)}, got {self.modalities!r}")
         if self.head_learning_rate_multiplier <= 0:
