@@ -10,14 +10,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hf_av.conversion.tf_checkpoint import _block_entries, _varint, load_tf_checkpoint, read_tensor_bundle, resolve_checkpoint_prefix
+from hf_av.conversion.tf_checkpoint import (
+    _block_entries,
+    _varint,
+    load_tf_checkpoint,
+    read_tensor_bundle,
+    resolve_checkpoint_prefix,
+)
 from hf_av.errors import CheckpointConversionError
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 try:
     import tensorflow as tf
 except ImportError as error:  # not a skip: the equality proof must run wherever the test suite runs
-    raise ImportError("tests/conversion/test_tf_checkpoint.py needs tensorflow-cpu (pip install -e '.[dev]')") from error
+    raise ImportError("test_tf_checkpoint.py needs tensorflow-cpu (pip install -e '.[dev]')") from error
 
 VATT = Path(__file__).parent.parent / "fixtures" / "vatt"
 # The four tiny checkpoints saved by the original VATT TF2 code (see /research and the fixture README).
@@ -101,7 +107,8 @@ def _count_data_blocks(index):
 
 
 def test_bad_checkpoints_fail_clearly(tmp_path):
-    with pytest.raises(CheckpointConversionError, match=r"looked for .*ckpt-7\.index and .*ckpt-7\.data-00000-of-00001"):
+    looked_for = r"looked for .*ckpt-7\.index and .*ckpt-7\.data-00000-of-00001"
+    with pytest.raises(CheckpointConversionError, match=looked_for):
         load_tf_checkpoint(tmp_path / "ckpt-7")
     with pytest.raises(CheckpointConversionError, match="without a TensorFlow 'checkpoint' state file"):
         load_tf_checkpoint(tmp_path)
@@ -111,7 +118,8 @@ def test_bad_checkpoints_fail_clearly(tmp_path):
     shutil.copytree(source, copy)
     data = copy / "ckpt-100000.data-00000-of-00001"
     data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
-    with pytest.raises(CheckpointConversionError, match=r"data-00000-of-00001 is truncated: .* needs bytes \d+\.\.\d+ but the file has"):
+    truncated = r"data-00000-of-00001 is truncated: .* needs bytes \d+\.\.\d+ but the file has"
+    with pytest.raises(CheckpointConversionError, match=truncated):
         load_tf_checkpoint(copy)
     data.unlink()
     with pytest.raises(CheckpointConversionError, match="checkpoint data file missing: .*data-00000-of-00001"):
