@@ -320,7 +320,10 @@ def _as_tensor(value: Any, key: str) -> torch.Tensor:
     if isinstance(value, torch.Tensor):
         return value
     if isinstance(value, np.ndarray):
-        return torch.from_numpy(np.array(value, copy=True))
+        try:
+            return torch.from_numpy(np.array(value, copy=True))
+        except TypeError as error:  # e.g. a string tensor of a TF checkpoint
+            raise CheckpointConversionError(f"source entry {key!r} of dtype {value.dtype} is not numeric") from error
     raise CheckpointConversionError(f"source entry {key!r} is a {type(value).__name__}, not a tensor or array")
 
 

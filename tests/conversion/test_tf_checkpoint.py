@@ -13,6 +13,7 @@ import pytest
 from hf_av.conversion.tf_checkpoint import (
     _block_entries,
     _varint,
+    list_tensor_bundle,
     load_tf_checkpoint,
     read_tensor_bundle,
     resolve_checkpoint_prefix,
@@ -35,6 +36,7 @@ def _assert_same_as_tensorflow(prefix):
     expected_keys = set(reader.get_variable_to_shape_map())
     ours = read_tensor_bundle(prefix)
     assert set(ours) == expected_keys
+    assert list_tensor_bundle(prefix) == {key: tuple(shape) for key, shape in tf.train.list_variables(str(prefix))}
     for key in expected_keys:
         expected = reader.get_tensor(key)
         if isinstance(expected, bytes):  # scalar string tensor, e.g. the object graph
@@ -61,6 +63,8 @@ def test_reader_equals_tensorflow_on_the_vatt_checkpoints(name):
     assert slots and {key.split("/.OPTIMIZER_SLOT/")[0] for key in slots} <= set(variables)  # slots of kept variables
     assert reasons["checkpoint save counter"] == ["save_counter/.ATTRIBUTES/VARIABLE_VALUE"]
     assert all(k.startswith("optimizer/") for k in reasons["optimizer state (training state)"])
+    only_graph = read_tensor_bundle(prefix, select=lambda key: key == "_CHECKPOINTABLE_OBJECT_GRAPH")
+    assert list(only_graph) == ["_CHECKPOINTABLE_OBJECT_GRAPH"]
     # The directory (through its `checkpoint` state file) and the .index path name the same checkpoint.
     assert resolve_checkpoint_prefix(VATT / name) == prefix
     assert resolve_checkpoint_prefix(f"{prefix}.index") == prefix
@@ -117,10 +121,12 @@ def test_bad_checkpoints_fail_clearly(tmp_path):
     copy = tmp_path / "audio_cls"
     shutil.copytree(source, copy)
     data = copy / "ckpt-100000.data-00000-of-00001"
-    data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
-    truncated = r"data-00000-of-00001 is truncated: .* needs bytes \d+\.\.\d+ but the file has"
-    with pytest.raises(CheckpointConversionError, match=truncated):
-        load_tf_checkpoint(copy)
+    full = data.read_bytes()
+    truncated = r"data-00000-of-00001 is truncated: .* needs bytes up to \d+ but the file has \d+ bytes"
+    for cut in (len(full) // 2, len(full) - 1):  # even when only the last byte is missing
+        data.write_bytes(full[:cut])
+        with pytest.raises(CheckpointConversionError, match=truncated):
+            load_tf_checkpoint(copy)
     data.unlink()
     with pytest.raises(CheckpointConversionError, match="checkpoint data file missing: .*data-00000-of-00001"):
         load_tf_checkpoint(copy)

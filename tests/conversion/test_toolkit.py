@@ -111,6 +111,8 @@ def test_unaccounted_duplicate_and_incomplete_keys_are_named():
         KeyMap([concat([r"(\d)\.q", r"(\d)\.k"], r"l.\1.in")]).convert(
             {"0.q": torch.ones(1), "0.k": torch.ones(1), "1.q": torch.ones(1)}
         )
+    with pytest.raises(CheckpointConversionError, match="'a' of dtype object is not numeric"):
+        KeyMap([rename("a", "x")]).convert({"a": np.array([b"text"], dtype=object)})
     with pytest.raises(CheckpointConversionError, match="not a tensor or array"):
         KeyMap([rename("a", "x")]).convert({"a": [1.0]})
     with pytest.raises(ValueError, match="needs a reason"):
