@@ -344,7 +344,8 @@ def load_tf_checkpoint(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], 
     """Model variables of a TF2 object-based checkpoint as ``{variable path: np.ndarray}``, and the report.
 
     The variable path is the checkpoint key without ``/.ATTRIBUTES/VARIABLE_VALUE``. The report lists every
-    other entry as dropped with its reason (dropped tensors are never read from disk); merge it with the key map's report (`ConversionReport.merge`).
+    other entry as dropped with its reason (dropped tensors are never read from disk); merge it with the key map's
+    report (`ConversionReport.merge`).
     """
     prefix = resolve_checkpoint_prefix(path)
     report = ConversionReport(name=f"TF checkpoint {prefix.name}")
