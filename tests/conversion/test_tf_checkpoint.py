@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from hf_av.conversion.tf_checkpoint import (
     _block_entries,
@@ -18,6 +19,7 @@ from hf_av.conversion.tf_checkpoint import (
     read_tensor_bundle,
     resolve_checkpoint_prefix,
 )
+from hf_av.conversion.toolkit import KeyMap, rename, tf_conv1d_kernel, tf_conv3d_kernel, transpose
 from hf_av.errors import CheckpointConversionError
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -142,3 +144,36 @@ def test_bad_checkpoints_fail_clearly(tmp_path):
     (tmp_path / "damaged.index").write_bytes(index[:100] + b"\xff" * 400 + index[500:])
     with pytest.raises(CheckpointConversionError, match="damaged"):
         read_tensor_bundle(tmp_path / "damaged")
+
+
+def test_toolkit_transforms_on_vatt_kernels_reproduce_tensorflow_ops():
+    # The real VATT patch and dense kernels, converted by toolkit rules, give in torch what TF computes with them.
+    variables, _ = load_tf_checkpoint(VATT / "tx_fac")
+    base = "model/layer_with_weights-0/_base_layer"
+    converted, _ = KeyMap(
+        [
+            rename(rf"{base}/vid_backbone/_base/voxel_to_patch/kernel", "voxel", tf_conv3d_kernel),
+            rename(rf"{base}/aud_backbone/_base/wave_to_patch/kernel", "wave", tf_conv1d_kernel),
+            rename(rf"{base}/vid_backbone/_base/tx/layers/0/mha/q/kernel", "query", transpose),
+        ],
+        name="VATT kernels",
+    ).convert(variables, allow_unmatched=True)
+    generator = np.random.default_rng(0)
+
+    video = generator.normal(size=(2, 4, 32, 32, 3)).astype(np.float32)  # TF layout [B, T, H, W, C]
+    kernel = variables[f"{base}/vid_backbone/_base/voxel_to_patch/kernel"]
+    expected = tf.nn.conv3d(video, kernel, strides=[1, 2, 8, 8, 1], padding="VALID").numpy()
+    found = torch.nn.functional.conv3d(torch.from_numpy(video).permute(0, 4, 1, 2, 3), converted["voxel"],
+                                       stride=(2, 8, 8))
+    np.testing.assert_allclose(found.permute(0, 2, 3, 4, 1).numpy(), expected, rtol=0, atol=1e-5)
+
+    audio = generator.normal(size=(2, 256, 1)).astype(np.float32)  # TF layout [B, L, 1]
+    kernel = variables[f"{base}/aud_backbone/_base/wave_to_patch/kernel"]
+    expected = tf.nn.conv1d(audio, kernel, stride=16, padding="VALID").numpy()
+    found = torch.nn.functional.conv1d(torch.from_numpy(audio).permute(0, 2, 1), converted["wave"], stride=16)
+    np.testing.assert_allclose(found.permute(0, 2, 1).numpy(), expected, rtol=0, atol=1e-5)
+
+    tokens = generator.normal(size=(3, 32)).astype(np.float32)
+    expected = tf.matmul(tokens, variables[f"{base}/vid_backbone/_base/tx/layers/0/mha/q/kernel"]).numpy()
+    found = torch.nn.functional.linear(torch.from_numpy(tokens), converted["query"])
+    np.testing.assert_allclose(found.numpy(), expected, rtol=0, atol=1e-5)
