@@ -141,6 +141,10 @@ def test_prefixes():
         {"swin.norm.weight": torch.ones(1), "swin.head.bias": torch.ones(1)}
     )
     assert list(converted) == ["visual.layernorm.weight"] and report.dropped == [("swin.head.bias", "unused")]
+    either = KeyMap([rename(r"a|(b)", "x")]).with_prefixes("p.", "q.")
+    assert list(either.convert({"p.b": torch.ones(1)})[0]) == ["q.x"]
+    with pytest.raises(CheckpointConversionError, match="neither mapped"):  # the prefix applies to both branches
+        either.convert({"b": torch.ones(1)})
     with pytest.raises(CheckpointConversionError, match="norm.weight"):  # the prefix is literal and required
         key_map.with_prefixes("swin.", "").convert({"norm.weight": torch.ones(1)})
 
