@@ -26,6 +26,7 @@ import re
 from pathlib import Path
 
 import torch
+from huggingface_hub.errors import StrictDataclassError
 
 from ..errors import CheckpointConversionError
 from .cav_mae_checkpoints import CavMaeCheckpoint, find_released_checkpoint
@@ -255,7 +256,7 @@ def build_config(state_dict, kind, original_config: dict | None = None, checkpoi
         raise CheckpointConversionError("the given configuration does not match the checkpoint's tensors: " + "; ".join(conflicts))
     try:
         return CavMaeConfig(**kwargs)
-    except ValueError as error:
+    except (ValueError, StrictDataclassError) as error:  # the config is a `@strict` dataclass
         raise CheckpointConversionError(f"invalid CAV-MAE configuration for this checkpoint: {error}") from error
 
 

@@ -1,10 +1,13 @@
 """CAV-MAE models: the shared model test suite on tiny configs, plus CAV-MAE specific behaviour."""
 
 import random
+import shutil
 import unittest
+from pathlib import Path
 
 import pytest
 import torch
+from huggingface_hub.errors import StrictDataclassError
 
 import hf_av  # noqa: F401  (registers the Auto classes)
 from modeling.cav_mae import (
@@ -16,6 +19,7 @@ from modeling.cav_mae import (
 from modeling.cav_mae.modeling_cav_mae import contrastive_loss, random_masking, structure_audio_noise
 from tests.model_test_mixin import ModelTesterMixin
 
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "cav-mae"
 B_AUDIO_TOKENS, B_VISUAL_TOKENS = 16, 4  # tiny config: 32 frames x 128 mel -> 8 x 2 patches; 32 px -> 2 x 2
 
 
@@ -118,8 +122,21 @@ def test_config_defaults_are_released_scale_plus_plus():
      ("finetuning_mode", "both"), ("norm_pix_loss", "yes"), ("unimodal_loss_weight", -0.5)],
 )
 def test_invalid_config_values_name_the_field(field, value):
-    with pytest.raises(ValueError, match=field):
+    with pytest.raises(StrictDataclassError, match=field):
         CavMaeConfig(**{field: value})
+
+
+def test_config_saved_before_the_strict_dataclass_still_loads(tmp_path):
+    # config.json written by the hand-validated CavMaeConfig (hf_av main before the @strict dataclass)
+    folder = tmp_path / "old"
+    folder.mkdir()
+    shutil.copy(FIXTURES / "config_saved_before_strict_config.json", folder / "config.json")
+    config = CavMaeConfig.from_pretrained(folder)
+    assert config.finetuning_mode == "multimodal" and config.num_labels == 3
+    assert config.problem_type == "multi_label_classification" and config.trainable_position_embeddings is True
+    assert config.hidden_dropout_prob == 0 and config.num_audio_patches == 512
+    config.save_pretrained(tmp_path / "again")
+    assert CavMaeConfig.from_pretrained(tmp_path / "again").to_dict() == config.to_dict()
 
 
 def test_config_json_round_trip(tmp_path):
