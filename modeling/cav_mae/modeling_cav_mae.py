@@ -19,7 +19,6 @@ There is no CLS token: every pooled representation is a mean over tokens.
 
 import math
 import random
-import re
 from dataclasses import dataclass
 from typing import Unpack
 
@@ -36,6 +35,14 @@ from .configuration_cav_mae import AUDIO_MASK_MODES, CLASSIFICATION_MODES, CavMa
 logger = logging.get_logger(__name__)
 
 SHARED_NORM_SETS = ("joint", "audio", "visual")
+# the shared-layer streams each classification mode runs (a "joint" stream over one modality = missing-modality mode)
+MODE_STREAMS = {
+    "multimodal": ("joint",),
+    "audioonly": ("audio",),
+    "videoonly": ("visual",),
+    "missingaudioonly": ("joint", "audio"),
+    "missingvideoonly": ("joint", "visual"),
+}
 
 # Folders saved before the shared layer got its own LayerNorm names stored `layernorm_before.<set>.weight` in every
 # block; `from_pretrained` renames those keys on load (Transformers' `key_mapping`: regex -> replacement of the match).
@@ -162,6 +169,24 @@ class CavMaeAudioVisualClassifierOutput(ModelOutput):
     audio_attentions: tuple[torch.FloatTensor, ...] | None = None
     visual_attentions: tuple[torch.FloatTensor, ...] | None = None
     joint_attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+@dataclass
+class CavMaeStreams:
+    """What `CavMaeModel.encode_streams` computed: tower outputs, the requested shared-layer streams (after their
+    final LayerNorm) and, when asked for, per-stream hidden states / attentions as lists. Internal to the heads."""
+
+    audio_tokens: torch.Tensor | None = None
+    visual_tokens: torch.Tensor | None = None
+    audio: torch.Tensor | None = None
+    visual: torch.Tensor | None = None
+    joint: torch.Tensor | None = None
+    audio_hidden_states: list | None = None
+    visual_hidden_states: list | None = None
+    joint_hidden_states: list | None = None
+    audio_attentions: list | None = None
+    visual_attentions: list | None = None
+    joint_attentions: list | None = None
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -736,6 +761,68 @@ class CavMaeModel(CavMaePreTrainedModel):
                     all_attentions.append(attention)
         return final_norm[norm_set](hidden_states)
 
+    def encode_streams(
+        self,
+        audio_tokens: torch.Tensor | None,
+        visual_tokens: torch.Tensor | None,
+        streams: tuple[str, ...],
+        num_frames: int | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+        chained_modality_streams: bool = True,
+    ) -> CavMaeStreams:
+        """The one encoder skeleton every CAV-MAE head runs: towers, then the shared layers once per stream.
+
+        `audio_tokens` / `visual_tokens` are embedded (possibly masked) tokens or None. Each modality given goes
+        through its tower; then every name in `streams` runs the shared layers and its final LayerNorm:
+        `"audio"` / `"visual"` on that tower's output with the modality LayerNorm pair, `"joint"` on the
+        concatenation of the tower outputs present (audio first; audio paired with each of `num_frames` frames), so
+        a joint stream over one modality is the original's missing-modality stream. `chained_modality_streams=False`
+        is the original pre-training quirk (see `CavMaeConfig.unchained_contrastive_stream`).
+        """
+        result = CavMaeStreams()
+        result.audio_hidden_states, result.visual_hidden_states, result.joint_hidden_states = _collectors(
+            output_hidden_states, 3
+        )
+        result.audio_attentions, result.visual_attentions, result.joint_attentions = _collectors(output_attentions, 3)
+        if audio_tokens is not None:
+            result.audio_tokens = self.encode_modality_specific(
+                audio_tokens, "audio", result.audio_hidden_states, result.audio_attentions
+            )
+        if visual_tokens is not None:
+            result.visual_tokens = self.encode_modality_specific(
+                visual_tokens, "visual", result.visual_hidden_states, result.visual_attentions
+            )
+        for stream in streams:
+            if stream == "joint":
+                parts = []
+                if result.audio_tokens is not None:
+                    paired = result.audio_tokens
+                    if num_frames is not None and result.visual_tokens is not None:
+                        paired = paired.repeat_interleave(num_frames, dim=0)
+                    parts.append(paired)
+                if result.visual_tokens is not None:
+                    parts.append(result.visual_tokens)
+                joint_input = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+                if result.joint_hidden_states is not None:
+                    result.joint_hidden_states.append(joint_input)
+                result.joint = self.encode_shared(
+                    joint_input, "joint", result.joint_hidden_states, result.joint_attentions
+                )
+            elif stream == "audio":
+                result.audio = self.encode_shared(
+                    result.audio_tokens, "audio", result.audio_hidden_states, result.audio_attentions,
+                    chained=chained_modality_streams,
+                )
+            elif stream == "visual":
+                result.visual = self.encode_shared(
+                    result.visual_tokens, "visual", result.visual_hidden_states, result.visual_attentions,
+                    chained=chained_modality_streams,
+                )
+            else:
+                raise ValueError(f"unknown stream {stream!r}; streams are 'audio', 'visual', 'joint'")
+        return result
+
     @staticmethod
     def split_frames(pixel_values: torch.Tensor) -> tuple[torch.Tensor, int | None]:
         """`[B, T, C, H, W]` -> (`[B*T, C, H, W]`, T); `[B, C, H, W]` -> (itself, None)."""
@@ -771,40 +858,39 @@ class CavMaeModel(CavMaePreTrainedModel):
             output_hidden_states, output_attentions, return_dict
         )
 
-        audio_hs, visual_hs, joint_hs = _collectors(output_hidden_states, 3)
-        audio_attn, visual_attn, joint_attn = _collectors(output_attentions, 3)
-
-        audio_tokens = audio_features = audio_embeds = None
-        if input_values is not None:
-            audio_tokens = self.encode_modality_specific(
-                self.audio_embeddings(input_values), "audio", audio_hs, audio_attn
+        has_both = input_values is not None and pixel_values is not None
+        if has_both and input_values.shape[0] != pixel_values.shape[0]:
+            raise ValueError(
+                f"input_values and pixel_values must have the same batch size, got {input_values.shape[0]} "
+                f"and {pixel_values.shape[0]}"
             )
-            audio_features = self.encode_shared(audio_tokens, "audio", audio_hs, audio_attn)
-            audio_embeds = self._embed_and_pool(audio_features, audio_features.shape[0])
+        if return_loss and not has_both:
+            raise ValueError("return_loss=True needs both input_values and pixel_values")
 
-        visual_tokens = visual_features = visual_embeds = None
-        num_frames = None
+        num_frames = frames = None
         if pixel_values is not None:
             frames, num_frames = self.split_frames(pixel_values)
+        streams = self.encode_streams(
+            self.audio_embeddings(input_values) if input_values is not None else None,
+            self.visual_embeddings(frames) if frames is not None else None,
+            streams=tuple(name for name, present in (("audio", input_values is not None),
+                                                     ("visual", pixel_values is not None), ("joint", has_both)) if present),
+            num_frames=num_frames,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+        )
+
+        # heads of the base model: pooled, normalised clip embeddings and their similarity
+        audio_features, visual_features, joint_features = streams.audio, streams.visual, streams.joint
+        audio_embeds = visual_embeds = logits_per_audio = logits_per_visual = loss = None
+        if audio_features is not None:
+            audio_embeds = self._embed_and_pool(audio_features, audio_features.shape[0])
+        if visual_features is not None:
             batch_size = pixel_values.shape[0]
-            visual_tokens = self.encode_modality_specific(self.visual_embeddings(frames), "visual", visual_hs, visual_attn)
-            visual_features = self.encode_shared(visual_tokens, "visual", visual_hs, visual_attn)
             visual_embeds = self._embed_and_pool(visual_features, batch_size)
             if num_frames is not None:
                 visual_features = visual_features.reshape(batch_size, num_frames, *visual_features.shape[1:])
-
-        joint_features = logits_per_audio = logits_per_visual = loss = None
-        if audio_tokens is not None and visual_tokens is not None:
-            if audio_tokens.shape[0] != pixel_values.shape[0]:
-                raise ValueError(
-                    f"input_values and pixel_values must have the same batch size, got {audio_tokens.shape[0]} "
-                    f"and {pixel_values.shape[0]}"
-                )
-            paired_audio = audio_tokens if num_frames is None else audio_tokens.repeat_interleave(num_frames, dim=0)
-            joint_input = torch.cat([paired_audio, visual_tokens], dim=1)
-            if joint_hs is not None:
-                joint_hs.append(joint_input)
-            joint_features = self.encode_shared(joint_input, "joint", joint_hs, joint_attn)
+        if joint_features is not None:
             if num_frames is not None:
                 joint_features = joint_features.reshape(pixel_values.shape[0], num_frames, *joint_features.shape[1:])
             logits_per_audio = audio_embeds @ visual_embeds.t() / self.config.contrastive_temperature
@@ -814,8 +900,6 @@ class CavMaeModel(CavMaePreTrainedModel):
                     audio_embeds, visual_embeds, self.config.contrastive_temperature,
                     self.config.bidirectional_contrastive_loss,
                 )
-        elif return_loss:
-            raise ValueError("return_loss=True needs both input_values and pixel_values")
 
         output = CavMaeModelOutput(
             loss=loss,
@@ -826,12 +910,12 @@ class CavMaeModel(CavMaePreTrainedModel):
             visual_embeds=visual_embeds,
             logits_per_audio=logits_per_audio,
             logits_per_visual=logits_per_visual,
-            audio_hidden_states=_as_tuple(audio_hs) if input_values is not None else None,
-            visual_hidden_states=_as_tuple(visual_hs) if pixel_values is not None else None,
-            joint_hidden_states=_as_tuple(joint_hs) if joint_features is not None else None,
-            audio_attentions=_as_tuple(audio_attn) if input_values is not None else None,
-            visual_attentions=_as_tuple(visual_attn) if pixel_values is not None else None,
-            joint_attentions=_as_tuple(joint_attn) if joint_features is not None else None,
+            audio_hidden_states=_as_tuple(streams.audio_hidden_states) if input_values is not None else None,
+            visual_hidden_states=_as_tuple(streams.visual_hidden_states) if pixel_values is not None else None,
+            joint_hidden_states=_as_tuple(streams.joint_hidden_states) if has_both else None,
+            audio_attentions=_as_tuple(streams.audio_attentions) if input_values is not None else None,
+            visual_attentions=_as_tuple(streams.visual_attentions) if pixel_values is not None else None,
+            joint_attentions=_as_tuple(streams.joint_attentions) if has_both else None,
         )
         _keep_selected_hidden_states(output, selection)
         return output if return_dict else output.to_tuple()
@@ -970,8 +1054,8 @@ class CavMaeForPreTraining(CavMaePreTrainedModel):
             output_hidden_states, output_attentions, return_dict
         )
 
-        audio_hs, visual_hs, joint_hs, decoder_hs = _collectors(output_hidden_states, 4)
-        audio_attn, visual_attn, joint_attn, decoder_attn = _collectors(output_attentions, 4)
+        (decoder_hs,) = _collectors(output_hidden_states, 1)
+        (decoder_attn,) = _collectors(output_attentions, 1)
         encoder = self.cav_mae
 
         # 1. embed and mask (the noise is drawn in the original order: audio first, then visual)
@@ -990,15 +1074,11 @@ class CavMaeForPreTraining(CavMaePreTrainedModel):
         visual, visual_mask, visual_ids_restore = random_masking(visual, visual_mask_ratio, visual_noise.to(visual.device))
 
         # 2. encoder on visible tokens only
-        audio = encoder.encode_modality_specific(audio, "audio", audio_hs, audio_attn)
-        visual = encoder.encode_modality_specific(visual, "visual", visual_hs, visual_attn)
-        joint_input = torch.cat([audio, visual], dim=1)
-        if joint_hs is not None:
-            joint_hs.append(joint_input)
-        latent = encoder.encode_shared(joint_input, "joint", joint_hs, joint_attn)
-        chained = not config.unchained_contrastive_stream
-        latent_audio = encoder.encode_shared(audio, "audio", audio_hs, audio_attn, chained=chained)
-        latent_visual = encoder.encode_shared(visual, "visual", visual_hs, visual_attn, chained=chained)
+        streams = encoder.encode_streams(
+            audio, visual, streams=("joint", "audio", "visual"), output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions, chained_modality_streams=not config.unchained_contrastive_stream,
+        )
+        latent, latent_audio, latent_visual = streams.joint, streams.audio, streams.visual
 
         # 3. decoder + reconstruction loss
         zero = torch.zeros((), device=latent.device, dtype=latent.dtype)
@@ -1043,13 +1123,13 @@ class CavMaeForPreTraining(CavMaePreTrainedModel):
             joint_last_hidden_state=latent,
             audio_last_hidden_state=latent_audio,
             visual_last_hidden_state=latent_visual,
-            audio_hidden_states=_as_tuple(audio_hs),
-            visual_hidden_states=_as_tuple(visual_hs),
-            joint_hidden_states=_as_tuple(joint_hs),
+            audio_hidden_states=_as_tuple(streams.audio_hidden_states),
+            visual_hidden_states=_as_tuple(streams.visual_hidden_states),
+            joint_hidden_states=_as_tuple(streams.joint_hidden_states),
             decoder_hidden_states=_as_tuple(decoder_hs) if audio_reconstruction is not None else None,
-            audio_attentions=_as_tuple(audio_attn),
-            visual_attentions=_as_tuple(visual_attn),
-            joint_attentions=_as_tuple(joint_attn),
+            audio_attentions=_as_tuple(streams.audio_attentions),
+            visual_attentions=_as_tuple(streams.visual_attentions),
+            joint_attentions=_as_tuple(streams.joint_attentions),
             decoder_attentions=_as_tuple(decoder_attn) if audio_reconstruction is not None else None,
         )
         _keep_selected_hidden_states(output, selection)
@@ -1191,38 +1271,28 @@ class CavMaeForAudioVisualClassification(CavMaePreTrainedModel):
         uses_audio = mode in ("multimodal", "audioonly", "missingaudioonly")
         uses_visual = mode in ("multimodal", "videoonly", "missingvideoonly")
 
-        audio_hs, visual_hs, joint_hs = _collectors(output_hidden_states, 3)
-        audio_attn, visual_attn, joint_attn = _collectors(output_attentions, 3)
-
-        num_frames = None
-        audio = visual = None
-        if uses_audio:
-            audio = encoder.encode_modality_specific(encoder.audio_embeddings(input_values), "audio", audio_hs, audio_attn)
+        num_frames = frames = None
         if uses_visual:
             frames, num_frames = encoder.split_frames(pixel_values)
-            visual = encoder.encode_modality_specific(encoder.visual_embeddings(frames), "visual", visual_hs, visual_attn)
-
+        streams = encoder.encode_streams(
+            encoder.audio_embeddings(input_values) if uses_audio else None,
+            encoder.visual_embeddings(frames) if uses_visual else None,
+            streams=MODE_STREAMS[mode],
+            num_frames=num_frames,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+        )
         if mode == "multimodal":
-            paired_audio = audio if num_frames is None else audio.repeat_interleave(num_frames, dim=0)
-            joint_input = torch.cat([paired_audio, visual], dim=1)
-            if joint_hs is not None:
-                joint_hs.append(joint_input)
-            pooled = encoder.encode_shared(joint_input, "joint", joint_hs, joint_attn).mean(dim=1)
+            pooled = streams.joint.mean(dim=1)
         elif mode == "audioonly":
-            pooled = encoder.encode_shared(audio, "audio", audio_hs, audio_attn).mean(dim=1)
+            pooled = streams.audio.mean(dim=1)
         elif mode == "videoonly":
-            pooled = encoder.encode_shared(visual, "visual", visual_hs, visual_attn).mean(dim=1)
+            pooled = streams.visual.mean(dim=1)
         else:
             # a multimodally fine-tuned model with one modality missing: average the joint-norm and the
             # modality-norm pooled features of the available modality (original `missing*only`)
-            tokens, norm_set, hs, attn = (
-                (audio, "audio", audio_hs, audio_attn) if mode == "missingaudioonly" else (visual, "visual", visual_hs, visual_attn)
-            )
-            if joint_hs is not None:
-                joint_hs.append(tokens)
-            joint_pooled = encoder.encode_shared(tokens, "joint", joint_hs, joint_attn).mean(dim=1)
-            modality_pooled = encoder.encode_shared(tokens, norm_set, hs, attn).mean(dim=1)
-            pooled = (joint_pooled + modality_pooled) / 2
+            modality = streams.audio if mode == "missingaudioonly" else streams.visual
+            pooled = (streams.joint.mean(dim=1) + modality.mean(dim=1)) / 2
 
         problem_type = self._problem_type(labels)
         logits, per_frame_logits = self._classify(pooled, num_frames, problem_type)
@@ -1233,9 +1303,10 @@ class CavMaeForAudioVisualClassification(CavMaePreTrainedModel):
             loss = self._loss(logits, labels, problem_type, num_items_in_batch)
             if mode == "multimodal" and self.config.unimodal_loss_weight > 0:
                 # the same head on each modality's own stream, from the tower outputs computed above
-                audio_logits, _ = self._classify(encoder.encode_shared(audio, "audio").mean(dim=1), None, problem_type)
-                visual_logits, _ = self._classify(encoder.encode_shared(visual, "visual").mean(dim=1), num_frames,
-                                                  problem_type)
+                audio_pooled = encoder.encode_shared(streams.audio_tokens, "audio").mean(dim=1)
+                visual_pooled = encoder.encode_shared(streams.visual_tokens, "visual").mean(dim=1)
+                audio_logits, _ = self._classify(audio_pooled, None, problem_type)
+                visual_logits, _ = self._classify(visual_pooled, num_frames, problem_type)
                 unimodal = self._loss(audio_logits, labels, problem_type, num_items_in_batch) + self._loss(
                     visual_logits, labels, problem_type, num_items_in_batch
                 )
@@ -1246,12 +1317,12 @@ class CavMaeForAudioVisualClassification(CavMaePreTrainedModel):
             logits=logits,
             per_frame_logits=per_frame_logits,
             pooled_output=pooled,
-            audio_hidden_states=_as_tuple(audio_hs) if uses_audio else None,
-            visual_hidden_states=_as_tuple(visual_hs) if uses_visual else None,
-            joint_hidden_states=_as_tuple(joint_hs) if mode not in ("audioonly", "videoonly") else None,
-            audio_attentions=_as_tuple(audio_attn) if uses_audio else None,
-            visual_attentions=_as_tuple(visual_attn) if uses_visual else None,
-            joint_attentions=_as_tuple(joint_attn) if mode not in ("audioonly", "videoonly") else None,
+            audio_hidden_states=_as_tuple(streams.audio_hidden_states) if uses_audio else None,
+            visual_hidden_states=_as_tuple(streams.visual_hidden_states) if uses_visual else None,
+            joint_hidden_states=_as_tuple(streams.joint_hidden_states) if "joint" in MODE_STREAMS[mode] else None,
+            audio_attentions=_as_tuple(streams.audio_attentions) if uses_audio else None,
+            visual_attentions=_as_tuple(streams.visual_attentions) if uses_visual else None,
+            joint_attentions=_as_tuple(streams.joint_attentions) if "joint" in MODE_STREAMS[mode] else None,
         )
         _keep_selected_hidden_states(output, selection)
         return output if return_dict else output.to_tuple()
