@@ -586,6 +586,14 @@ class CavMaePreTrainedModel(PreTrainedModel):
     initialised like a Linear over the flattened patch, LayerNorms at 1/0, modality embeddings and the mask token
     N(0, 0.02), and every position table set to the fixed 2-D sin-cos table. Values loaded from a checkpoint are
     never overwritten (`transformers.initialization` skips them).
+
+    Hidden states and attentions are collected by the forwards, not by Transformers' output capturing
+    (`_can_record_outputs` + `capture_outputs`): those hooks record every call of a layer class into ONE
+    `hidden_states` / `attentions` tuple, while CAV-MAE runs the same shared layers up to three times per forward
+    (joint, audio and visual streams) and reports each stream in its own field (`audio_hidden_states`, ...).
+    `output_hidden_states=[i, ...]` (or `=i`) keeps the meaning output capturing gives it: per stream, the tuple has
+    its full length with `None` where an index was not selected (negative indices count from the end); anything
+    else than a bool or integers raises a `ValueError`.
     """
 
     config: CavMaeConfig
