@@ -45,6 +45,9 @@ MODALITIES = ("audio-visual", "audio", "visual", "available")
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
 
+# Keyword arguments of `from_pretrained` that say where files are, passed on to each sub-processor.
+_HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder", "proxies")
+
 # More channels than this in a [C, N] clip almost surely means a channels-last [N, C] array.
 _MAX_CHANNELS = 16
 
@@ -351,14 +354,46 @@ class AudioVisualProcessor(ProcessorMixin):
         return f" {type(self).__name__} has no single-modality mode (the original model needs both)."
 
     @classmethod
+    def _load_sub_processors(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs) -> dict[str, Any]:
+        """Each sub-processor loaded with its concrete class (``sub_processor_classes``), not by Auto-class lookup.
+
+        A nested ``processor_config.json`` (Transformers >= 5.x) carries each part's settings under its attribute
+        name; otherwise the part reads its own file (``preprocessor_config.json``, tokenizer files) from the folder.
+        The Auto classes find a part by its saved ``*_type`` name only when that class is registered with a model
+        config, which LAVisH / DG-SCT / VATT preprocessing must not depend on (nor remote code, where the classes
+        come from the exported folder).
+        """
+        loaded = {}
+        for name in cls.get_attributes():
+            if kwargs.get(name) is not None:  # given by the caller
+                loaded[name] = kwargs[name]
+                continue
+            sub_class = cls.sub_processor_classes.get(name)
+            if sub_class is None:
+                continue
+            nested = (processor_dict or {}).get(name)
+            if isinstance(nested, dict) and hasattr(sub_class, "from_dict"):
+                loaded[name] = sub_class.from_dict(nested)
+            else:
+                hub_kwargs = {key: kwargs[key] for key in _HUB_KWARGS if kwargs.get(key) is not None}
+                loaded[name] = sub_class.from_pretrained(pretrained_model_name_or_path, **hub_kwargs)
+        return loaded
+
+    @classmethod
+    def _resolve_subprocessors(cls, pretrained_model_name_or_path, processor_dict, **kwargs):
+        # Transformers >= 5.25 resolves sub-processors here, through the Auto classes by saved class name; give it
+        # the concrete ones so it only has to place them.
+        loaded = cls._load_sub_processors(pretrained_model_name_or_path, processor_dict, **kwargs)
+        return super()._resolve_subprocessors(pretrained_model_name_or_path, processor_dict, **{**kwargs, **loaded})
+
+    @classmethod
     def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
+        # The same hook in Transformers releases before 5.25 (positional sub-processors).
+        loaded = cls._load_sub_processors(pretrained_model_name_or_path, processor_dict, **kwargs)
         attributes = cls.get_attributes()
-        if not all(name in cls.sub_processor_classes for name in attributes):
+        if not all(name in loaded for name in attributes):
             return super()._get_arguments_from_pretrained(pretrained_model_name_or_path, processor_dict, **kwargs)
-        return [
-            cls.sub_processor_classes[name].from_pretrained(pretrained_model_name_or_path, **kwargs)
-            for name in attributes
-        ]
+        return [loaded[name] for name in attributes]
 
     def _media_decode_kwargs(self, **call_kwargs) -> dict[str, Any]:
         """Arguments for ``hf_av.media.decode_media`` that emulate the family's offline extraction."""
