@@ -41,6 +41,7 @@ __all__ = [
     "WaveformFeatureExtractor",
     "MODALITIES",
     "as_waveform_list",
+    "describe_source",
     "resolve_modalities",
     "to_return_tensors",
 ]

@@ -759,15 +759,16 @@ class VattProcessor(AudioVisualProcessor):
             return None
         if isinstance(modalities, str):
             resolved = resolve_modalities(modalities, owner="VattProcessor: modalities")
-            return {"audio", "visual"} if resolved == "audio-visual" else {resolved}
-        names = list(modalities) if isinstance(modalities, (list, tuple, set, frozenset)) else [modalities]
-        unknown = [name for name in names if name not in ("audio", "visual", "video", "text")]
-        if unknown or not names:
-            raise ValueError(
-                f"VattProcessor: modalities must be one of {MODALITIES} or a list of 'audio', 'visual', 'text'; "
-                f"got {modalities!r}."
-            )
-        wanted = {resolve_modalities(n, owner="VattProcessor: modalities") if n != "text" else n for n in names}
+            wanted = {"audio", "visual"} if resolved == "audio-visual" else {resolved}
+        else:
+            names = list(modalities) if isinstance(modalities, (list, tuple, set, frozenset)) else [modalities]
+            unknown = [name for name in names if name not in ("audio", "visual", "video", "text")]
+            if unknown or not names:
+                raise ValueError(
+                    f"VattProcessor: modalities must be one of {MODALITIES} or a list of 'audio', 'visual', 'text'; "
+                    f"got {modalities!r}."
+                )
+            wanted = {resolve_modalities(n, owner="VattProcessor: modalities") if n != "text" else n for n in names}
         if "text" in wanted and text is None:
             raise ValueError("VattProcessor: modalities includes 'text' but no text= was given.")
         if "text" not in wanted and text is not None:
