@@ -320,7 +320,8 @@ def export_processor_remote_code(save_directory: str | os.PathLike, processor_cl
         if isinstance(processor_dict.get(attribute), dict):
             processor_dict[attribute]["auto_map"] = {auto_name: entry}
             continue
-        own_file = save_directory / ("tokenizer_config.json" if attribute == "tokenizer" else "preprocessor_config.json")
+        own_name = "tokenizer_config.json" if attribute == "tokenizer" else "preprocessor_config.json"
+        own_file = save_directory / own_name
         if own_file.is_file():
             own = json.loads(own_file.read_text(encoding="utf-8"))
             own["auto_map"] = {**own.get("auto_map", {}), auto_name: entry}

@@ -107,7 +107,9 @@ class AudioVisualInputMixin:
             message = str(error)
             raise ValueError(message if label in message else f"{label}: {message}") from error
 
-    def prepare_clip(self, inputs, modality: str | None = None, frames=None, with_duration: bool = False) -> PreparedClip:
+    def prepare_clip(
+        self, inputs, modality: str | None = None, frames=None, with_duration: bool = False
+    ) -> PreparedClip:
         """One clip -> :class:`PreparedClip`. Raises `ValueError` (a :class:`~hf_av.errors.HfAvError` for media
         problems) with a message naming the input."""
         processor = self._family_processor()

@@ -74,7 +74,9 @@ def resolve_modalities(modalities, *, owner: str = "modalities") -> str:
         normalised.append(name)
     if isinstance(modalities, str):
         if normalised[0] not in MODALITIES:
-            raise ValueError(f"{owner} must be one of {MODALITIES} (or a list of {_MODALITY_NAMES}), got {modalities!r}.")
+            raise ValueError(
+                f"{owner} must be one of {MODALITIES} (or a list of {_MODALITY_NAMES}), got {modalities!r}."
+            )
         return normalised[0]
     unknown = sorted({name for name in normalised if name not in _MODALITY_NAMES}, key=str)
     if unknown:

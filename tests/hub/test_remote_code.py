@@ -217,7 +217,8 @@ def exported_processors(tmp_path_factory):
                                     ("vatt", hf_av.VattProcessor)):
         processor_class().save_pretrained(root / family)
         export_processor_remote_code(root / family)
-        expected.update({f"{family}/{k}": v for k, v in processor_class()(videos=str(clip), return_tensors="pt").items()})
+        outputs = processor_class()(videos=str(clip), return_tensors="pt")
+        expected.update({f"{family}/{k}": v for k, v in outputs.items()})
     return root, clip, expected
 
 

@@ -122,6 +122,12 @@ def test_pipelines_read_files_only_through_the_processor(classifier, media, monk
     classifier(str(media["wav"]), top_k=1, modality="audio")
     assert [(c["videos"], c["modalities"]) for c in calls] == [(str(media["clip"]), "available"),
                                                                (str(media["wav"]), "audio")]
+    # the clip duration (event localisation's time axis) is container metadata, not a second decode
+    import io
+
+    assert abs(classifier.prepare_clip(str(media["clip"]), with_duration=True)["duration"] - 2.0) < 0.1
+    from_file_object = classifier.prepare_clip(io.BytesIO(media["clip"].read_bytes()), with_duration=True)
+    assert abs(from_file_object["duration"] - 2.0) < 0.1
     for module in (pipelines_package.base, pipelines_package.audio_visual_classification,
                    pipelines_package.audio_visual_retrieval, pipelines_package.audio_visual_event_localization,
                    pipelines_package.audio_visual_feature_extraction):
