@@ -1,13 +1,14 @@
 """Configuration of CAV-MAE (Gong et al., "Contrastive Audio-Visual Masked Autoencoder", ICLR 2023)."""
 
-from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
+
+from ..common.configuration import strict_config
 
 AUDIO_MASK_MODES = ("unstructured", "time", "freq", "tf")
 CLASSIFICATION_MODES = ("multimodal", "audioonly", "videoonly", "missingaudioonly", "missingvideoonly")
 
 
-@strict
+@strict_config
 class CavMaeConfig(PreTrainedConfig):
     r"""
     Configuration of the CAV-MAE models (`CavMaeModel`, `CavMaeForPreTraining`,

@@ -56,6 +56,13 @@ def test_cav_mae_config_refuses(kwargs, match):
         CavMaeConfig(**kwargs)
 
 
+@pytest.mark.parametrize("kwargs", [{"hidden_size": 0}, {"norm_pix_loss": "yes"}])
+def test_cav_mae_config_errors_are_value_errors_too(kwargs):
+    # hf_av configs raised ValueError before they became @strict dataclasses; callers catching it keep working.
+    with pytest.raises(ValueError, match="CavMaeConfig|norm_pix_loss"):
+        CavMaeConfig(**kwargs)
+
+
 def test_cav_mae_config_refuses_on_load_too(tmp_path):
     CavMaeConfig().save_pretrained(tmp_path)
     with pytest.raises(StrictDataclassError, match="num_attention_heads"):
