@@ -5,7 +5,7 @@ Where the upstream code comes from: `.ci/tests` calls `.ci/fetch-transformers-te
 `.cache/transformers-tests/<version>/tests` (outside git; `HF_AV_TRANSFORMERS_TESTS` may point elsewhere).
 That folder is imported as the package `transformers_upstream_tests` (our own `tests` package has the same name
 as upstream's), so its relative imports work. The sdist lacks `tests/exporters/` and `tests/generation/`, which
-`test_modeling_common.py` imports; when absent, `_shims` stands in for them (no export tests, no generation tests:
+`test_modeling_common.py` imports; when absent, `_install_shims` stands in for them (no export tests, no generation tests:
 none of our models exports to ExecuTorch/ONNX here or generates).
 
 How a family adds its tester (copy `test_cav_mae_common.py`):
@@ -16,13 +16,18 @@ How a family adds its tester (copy `test_cav_mae_common.py`):
    ~32, so all classes run in seconds); `prepare_config_and_inputs_for_common()` returns `(config, inputs)` with
    EVERY modality the models take (e.g. `input_values` and `pixel_values`); `streams(model_class)` describes each
    stream's hidden states / attentions as `StreamSpec`s (field names in the output, counts, shapes).
-3. One test class per model class (or one for all): `class <Family>ModelTest(MultiStreamTests,
-   common.ModelTesterMixin, unittest.TestCase)` with `all_model_classes`, the tester in `setUp`, and
-   `_prepare_for_class` adding what a class needs beyond the common inputs (labels for heads, fixed mask noise for
-   pre-training -- random masking would make every "same output twice" test fail).
+3. One test class per model class: `class <Family>ModelCommonTest(MultiStreamTests, common.ModelTesterMixin,
+   unittest.TestCase)` with `all_model_classes = (<Class>,)`, the tester in `setUp`,
+   `additional_model_inputs = ["pixel_values", ...]` (the inputs besides `main_input_name` that upstream tests
+   building their own inputs must pass too), and `_prepare_for_class` adding what a class needs beyond the common
+   inputs (labels / `return_loss=True` for `test_training`, fixed mask noise for pre-training -- random masking
+   would make every "same output twice" test fail; size it by the batch of the inputs, some tests grow it).
    `MultiStreamTests` replaces the three upstream tests that read a single `outputs.hidden_states` /
-   `outputs.attentions` by per-stream versions driven by `streams()`; it must come before `ModelTesterMixin`.
-4. Every skip gets a reason naming the difference (`@unittest.skip(reason=...)`), so the report shows why.
+   `outputs.attentions` by per-stream versions driven by `streams()`, and adds `test_eager_matches_sdpa_per_stream`;
+   it must come before `ModelTesterMixin`.
+4. Every skip or switched-off check carries its reason: `@skip_upstream("test_name", reason=...)` (covers the
+   parameterized expansions too), or a comment beside an upstream flag such as `test_all_params_have_gradient =
+   False` saying which parameters a class's loss does not reach and which test covers them instead.
 """
 
 from __future__ import annotations
