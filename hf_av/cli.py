@@ -206,12 +206,20 @@ def cmd_embed(args) -> int:
     return 0
 
 
+def _modality(value: str) -> str:
+    """One modality vocabulary ("audio", "visual"); "video" is still accepted for older command lines."""
+    if value == "video":
+        print('hf-av: modality "video" is deprecated, use "visual"', file=sys.stderr)
+        return "visual"
+    return value
+
+
 def cmd_retrieve(args) -> int:
     _model_dir(args.model)
     query = _existing_file(args.query, "media file")
     candidates = _media_files(args.candidates)
     pipe = _pipeline("audio-visual-retrieval", args.model, args.device)
-    candidate_modality = "audio" if args.query_modality == "video" else "video"
+    candidate_modality = "audio" if args.query_modality == "visual" else "visual"
     bank = pipe.embed_candidates(candidates, candidate_modality, batch_size=args.batch_size, progress=not args.quiet)
     ranking = pipe(query, candidate_embeddings=bank, candidate_names=candidates, query_modality=args.query_modality,
                    top_k=args.top_k)
@@ -402,7 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=5, help="labels per clip (default 5)")
     p.add_argument("--frames", type=_frames, default="all",
                    help="'all' (average the per-frame predictions as the paper evaluates; default), 'middle', or N")
-    p.add_argument("--modality", choices=("audio-visual", "audio", "video"), default=None,
+    p.add_argument("--modality", type=_modality, choices=("audio-visual", "audio", "visual"), default=None,
                    help="use only this modality (default: all the file has)")
     p.add_argument("--json", action="store_true", help="print JSON")
     add_device(p)
@@ -413,7 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="model folder")
     p.add_argument("inputs", nargs="+", help="media files or folders of them")
     p.add_argument("--output", "-o", required=True, help="output .npy (one modality), .npz or .safetensors")
-    p.add_argument("--modality", choices=("audio-visual", "audio", "video"), default=None,
+    p.add_argument("--modality", type=_modality, choices=("audio-visual", "audio", "visual"), default=None,
                    help="embeddings to compute (default: all the files have)")
     p.add_argument("--frames", type=_frames, default="middle", help="frames for visual embeddings (default middle)")
     add_device(p)
@@ -424,7 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="model folder")
     p.add_argument("query", help="query media file")
     p.add_argument("candidates", nargs="+", help="candidate media files or folders of them")
-    p.add_argument("--query-modality", choices=("audio", "video"), default="audio",
+    p.add_argument("--query-modality", type=_modality, choices=("audio", "visual"), default="audio",
                    help="embed the query's audio (default; candidates by their frames) or its frames")
     p.add_argument("--top-k", type=int, default=None, help="length of the ranking (default: all)")
     p.add_argument("--batch-size", type=int, default=8, help="candidates embedded per forward pass")
