@@ -100,3 +100,12 @@ def test_padded_batch_equals_fbank_then_pad_and_normalise(stored, name):
             frames = min(num_frames, expected.shape[0])
             assert torch.equal(out[row, :frames], expected[:frames]) or _max_diff(out[row, :frames], expected[:frames]) <= BOUND
             assert (out[row, frames:] == 7.0).all()
+
+
+@pytest.mark.parametrize("length,repeats,top_db", [(3200, 10, None), (3200, 3, 30.0), (3000, 4, None), (640, 2, None)])
+def test_tiled_log_mel_equals_tiling_first(length, repeats, top_db):
+    segments = torch.randn(2, 3, length, generator=torch.Generator().manual_seed(length)) * 0.1
+    options = dict(sampling_rate=32000, n_fft=1024, hop_length=320, n_mels=64, f_min=50.0, f_max=14000.0,
+                   top_db=top_db)
+    tiled_first = log_mel_spectrogram(segments.repeat(1, 1, repeats), **options)
+    assert torch.equal(log_mel_spectrogram(segments, tile_repeats=repeats, **options), tiled_first)
