@@ -91,7 +91,18 @@ LOAD = LoadLog()
 
 
 def peak_rss_mb() -> float:
-    """Peak resident set size of this process (``ru_maxrss`` is in KiB on Linux)."""
+    """Peak resident set size of this process: ``VmHWM`` of ``/proc/self/status``.
+
+    Not ``ru_maxrss``: Linux carries it over ``fork`` + ``exec``, so a worker started by a large parent reported
+    the parent's peak (every fbank worker of one run showed the runner's 836 MB).
+    """
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:  # pragma: no cover - not Linux
+        pass
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import inspect
 import math
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from functools import lru_cache
 
 import torch
@@ -166,6 +168,17 @@ def _cached_mel_groups(
     return tuple(groups)
 
 
+@contextmanager
+def _single_threaded_torch():
+    """torch's intra-op thread count set to 1 for the block (process-wide; restored on exit)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 class _Workspace:
     """Buffers for one chunk of frames, allocated once per call and reused chunk after chunk."""
 
@@ -257,17 +270,32 @@ def _fbank_into(signals: torch.Tensor, out: torch.Tensor, options: dict) -> None
     if options["subtract_mean"] and normalize is not None:
         options = {**options, "normalize": None}  # the mean over all frames comes first
     rows = min(_CHUNK_ROWS, batch * num_frames)
-    workspace = _Workspace(rows, window_size, options["padded_window_size"], out.shape[-1], frames.dtype)
+    tasks = []
     if num_frames >= rows:
         for b in range(batch):
             for start in range(0, num_frames, rows):
                 stop = min(start + rows, num_frames)
-                _fbank_chunk(frames[b : b + 1, start:stop], out[b : b + 1, start:stop], workspace, options)
+                tasks.append((frames[b : b + 1, start:stop], out[b : b + 1, start:stop]))
     else:
         clips = rows // num_frames  # whole clips per chunk
         for start in range(0, batch, clips):
             stop = min(start + clips, batch)
-            _fbank_chunk(frames[start:stop], out[start:stop, :num_frames], workspace, options)
+            tasks.append((frames[start:stop], out[start:stop, :num_frames]))
+
+    def work(share):
+        workspace = _Workspace(rows, window_size, options["padded_window_size"], out.shape[-1], frames.dtype)
+        for chunk, destination in share:
+            _fbank_chunk(chunk, destination, workspace, options)
+
+    threads = min(torch.get_num_threads(), len(tasks))
+    if threads <= 1:
+        work(tasks)
+    else:
+        # Chunks are spread over torch's thread count as independent workers, each running single-threaded ops: a
+        # 512-row op split over threads waits at a barrier for every thread, which on a busy machine (a descheduled
+        # thread) cost more than the op itself; independent chunks never wait for each other.
+        with _single_threaded_torch(), ThreadPoolExecutor(threads) as pool:
+            list(pool.map(work, [tasks[i::threads] for i in range(threads)]))
     if options["subtract_mean"]:
         valid = out[:, :num_frames]
         valid.sub_(valid.mean(dim=-2, keepdim=True))
