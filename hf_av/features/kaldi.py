@@ -287,20 +287,30 @@ def _fbank_into(signals: torch.Tensor, out: torch.Tensor, options: dict) -> None
         for chunk, destination in share:
             _fbank_chunk(chunk, destination, workspace, options)
 
-    threads = min(torch.get_num_threads(), len(tasks))
-    if threads <= 1:
-        work(tasks)
-    else:
-        # Chunks are spread over torch's thread count as independent workers, each running single-threaded ops: a
-        # 512-row op split over threads waits at a barrier for every thread, which on a busy machine (a descheduled
-        # thread) cost more than the op itself; independent chunks never wait for each other.
-        with _single_threaded_torch(), ThreadPoolExecutor(threads) as pool:
-            list(pool.map(work, [tasks[i::threads] for i in range(threads)]))
+    run_chunks_in_parallel(work, tasks)
     if options["subtract_mean"]:
         valid = out[:, :num_frames]
         valid.sub_(valid.mean(dim=-2, keepdim=True))
         if normalize is not None:
             valid.sub_(normalize[0]).div_(normalize[1])
+
+
+def run_chunks_in_parallel(work, tasks: list) -> None:
+    """``work(share)`` over ``tasks`` split across torch's thread count, each share running single-threaded ops.
+
+    A cache-sized op split over threads waits at a barrier for every thread, which on a busy machine (a thread
+    descheduled) costs more than the op itself; independent chunks never wait for each other.
+    """
+    threads = min(torch.get_num_threads(), len(tasks))
+    if torch.get_num_threads() <= 1:
+        work(tasks)
+        return
+    with _single_threaded_torch():
+        if threads <= 1:
+            work(tasks)
+        else:
+            with ThreadPoolExecutor(threads) as pool:
+                list(pool.map(work, [tasks[i::threads] for i in range(threads)]))
 
 
 def _fbank_options(

@@ -12,6 +12,7 @@ from functools import lru_cache
 
 import torch
 
+from .kaldi import run_chunks_in_parallel
 from .validation import check_waveform
 
 __all__ = ["slaney_mel_filter_bank", "log_mel_spectrogram", "hz_to_mel_slaney", "mel_to_hz_slaney"]
@@ -129,22 +130,26 @@ def log_mel_spectrogram(
     # which costs more in page faults and memory traffic than the FFTs themselves.
     step = max(1, _CHUNK_FRAMES // max(num_frames, 1))
     log_mel = torch.empty(signals.shape[0], num_frames, n_mels, dtype=torch.float32, device=signals.device)
-    for start in range(0, signals.shape[0], step):
-        stft = torch.stft(
-            signals[start : start + step],
-            n_fft=n_fft,
-            hop_length=hop_length,
-            win_length=win_length,
-            window=window,
-            center=center,
-            pad_mode=pad_mode,
-            return_complex=True,
-        )  # [b, F, T]
-        power = stft.real.pow(2) + stft.imag.pow(2)
-        mel_power = torch.matmul(power.transpose(-1, -2), mel.T)  # [b, T, n_mels]
-        chunk = log_mel[start : start + step]
-        torch.log10(torch.clamp(mel_power, min=amin), out=chunk)
-        chunk.mul_(10.0).sub_(10.0 * math.log10(max(amin, ref)))
+
+    def work(starts):
+        for start in starts:
+            stft = torch.stft(
+                signals[start : start + step],
+                n_fft=n_fft,
+                hop_length=hop_length,
+                win_length=win_length,
+                window=window,
+                center=center,
+                pad_mode=pad_mode,
+                return_complex=True,
+            )  # [b, F, T]
+            power = stft.real.pow(2) + stft.imag.pow(2)
+            mel_power = torch.matmul(power.transpose(-1, -2), mel.T)  # [b, T, n_mels]
+            chunk = log_mel[start : start + step]
+            torch.log10(torch.clamp(mel_power, min=amin), out=chunk)
+            chunk.mul_(10.0).sub_(10.0 * math.log10(max(amin, ref)))
+
+    run_chunks_in_parallel(work, list(range(0, signals.shape[0], step)))
     if top_db is not None:
         log_mel = _floor_below_peak(log_mel, top_db)
     return log_mel.reshape(*leading, *log_mel.shape[-2:])
