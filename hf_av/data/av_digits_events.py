@@ -121,7 +121,8 @@ def _split_into_runs(length: int, rng: np.random.Generator, low: int, high: int)
     return runs
 
 
-def _background_run(rng: np.random.Generator, neighbours: List[int], profile: Dict) -> Tuple[str, Optional[int], Optional[int]]:
+def _background_run(rng: np.random.Generator, neighbours: List[int],
+                    profile: Dict) -> Tuple[str, Optional[int], Optional[int]]:
     """(kind, seen digit, heard digit) of one background run next to events with digits ``neighbours``."""
     kinds = sorted(profile["background_kinds"])
     probabilities = np.array([profile["background_kinds"][k] for k in kinds], dtype=np.float64)

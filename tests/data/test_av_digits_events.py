@@ -144,7 +144,8 @@ def test_held_out_voices_and_images(small_build, root):
     assert not set(info["voices"]["train"]) & set(info["voices"]["test"])
     assert info["statistics"]["train"]["clips"] == 6
     # a finished build is reused, not regenerated
-    assert E.build_av_digits_events(root, num_train=6, num_test=3, seed=2, engines=NEEDED, progress=False) == small_build
+    again = E.build_av_digits_events(root, num_train=6, num_test=3, seed=2, engines=NEEDED, progress=False)
+    assert again == small_build
 
 
 def test_build_is_deterministic(small_build, tmp_path):
@@ -161,10 +162,10 @@ def test_build_is_deterministic(small_build, tmp_path):
     for a, b in zip(rows_of(small_build), rows_of(other)):
         media_a, media_b = decode_media(a["path"]), decode_media(b["path"])
         assert np.array_equal(media_a.frames, media_b.frames) and np.array_equal(media_a.audio, media_b.audio)
-    different = E.build_av_digits_events(tmp_path, num_train=6, num_test=0, seed=3, workers=1, engines=NEEDED,
+    different = E.build_av_digits_events(tmp_path, num_train=2, num_test=0, seed=3, workers=1, engines=NEEDED,
                                          progress=False)
     assert [r["segment_labels"] for r in E.read_events_manifest(different["train"])] != [
-        r["segment_labels"] for r in E.read_events_manifest(small_build["train"])]
+        r["segment_labels"] for r in E.read_events_manifest(small_build["train"])[:2]]
 
 
 def test_manifest_is_read_by_the_training_entry_point(small_build):
