@@ -222,7 +222,7 @@ def _reset_norm(module: nn.Module | None) -> None:
 
 
 class LavishPreTrainedModel(PreTrainedModel):
-    config: LavishConfig
+    config_class = LavishConfig
     base_model_prefix = "lavish"
     main_input_name = "input_values"
     input_modalities = ("audio", "video")
