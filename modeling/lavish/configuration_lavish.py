@@ -77,8 +77,8 @@ class LavishConfig(PreTrainedConfig):
     Training:
         trainable_parameters (`list[str]`, *optional*): glob patterns of the parameters that train, applied by the
             training entry point and by `from_pretrained_backbone` (`modeling.common.trainable.freeze_except`).
-            Defaults to the adapters and the head, as the original (`adapter_blocks` / `mlp_class`). None trains
-            everything.
+            Defaults to the adapters and the head (`["*adapter_blocks.*", "classifier.*"]`), as the original
+            (names containing `adapter_blocks` / `mlp_class`). None trains everything.
         initializer_range (`float`, defaults to 0.02): unused by the adapters and the head (they use PyTorch's
             default initialisation, as the original); kept for Transformers' generic initialisation.
 
@@ -114,7 +114,7 @@ class LavishConfig(PreTrainedConfig):
     adapter_batch_norm_momentum: float = 0.1
     classifier_hidden_size: int = 512
     num_segments: int = 10
-    trainable_parameters: list[str] | tuple[str, ...] | None = ("*_adapters.*", "classifier.*")
+    trainable_parameters: list[str] | tuple[str, ...] | None = ("*adapter_blocks.*", "classifier.*")
     initializer_range: float = 0.02
 
     def __post_init__(self, **kwargs):

@@ -228,9 +228,12 @@ class LavishPreTrainedModel(PreTrainedModel):
     input_modalities = ("audio", "video")
     supports_gradient_checkpointing = True
     _no_split_modules = ["LavishAdapterBlock", "Swinv2Stage"]
-    # the backbone's own modules are initialised by Swinv2Model (a nested PreTrainedModel); only adapters and head here
+    # the backbone's modules are initialised by Swinv2Model's own `_init_weights` (a nested PreTrainedModel: Transformers
+    # dispatches to it), so `_init_weights` below only ever sees the adapters and the head
 
     def _init_weights(self, module: nn.Module) -> None:
+        # Leaf modules are initialised one by one: Transformers skips, for out-of-tree code, a module whose own
+        # (non-recursive) parameters are all already initialised, e.g. a container such as the head.
         if isinstance(module, LavishAdapter):
             if module.latent_token_init == "uniform":
                 init.uniform_(module.latent_tokens, 0.0, 1.0)  # torch.rand, as the original AVE code
@@ -239,23 +242,18 @@ class LavishPreTrainedModel(PreTrainedModel):
             init.zeros_(module.fusion_gate)
             if module.gate is not None:
                 init.zeros_(module.gate)
-            _pytorch_default_init(module.down_proj)
-            _pytorch_default_init(module.up_proj)
-            for norm in (module.layernorm_before, module.layernorm_after, module.down_norm, module.up_norm):
-                _reset_norm(norm)
-        elif isinstance(module, LavishEventHead):
-            _pytorch_default_init(module.dense)
-            _pytorch_default_init(module.out_proj)
+        elif isinstance(module, (nn.Linear, nn.Conv2d)):
+            _pytorch_default_init(module)
+        elif isinstance(module, (nn.LayerNorm, nn.BatchNorm2d)):
+            _reset_norm(module)
 
     def trainable_parameter_patterns(self) -> list[str] | None:
-        """`config.trainable_parameters`, without patterns of parts this class does not have (the head's)."""
+        """`config.trainable_parameters` for this class: the base model has no head, so head patterns
+        (`classifier...`) are left out for it; any other pattern must match (a misspelt one is an error later)."""
         patterns = self.config.trainable_parameters
-        if patterns is None:
-            return None
-        from fnmatch import fnmatchcase
-
-        names = [name for name, _ in self.named_parameters()]
-        return [pattern for pattern in patterns if any(fnmatchcase(name, pattern) for name in names)]
+        if patterns is None or not isinstance(self, LavishModel):
+            return patterns
+        return [pattern for pattern in patterns if not pattern.startswith("classifier")]
 
     @classmethod
     def from_pretrained_backbone(
@@ -388,8 +386,10 @@ class LavishModel(LavishPreTrainedModel):
             input_values, pixel_values, host.config.num_channels
         )
 
-        visual, visual_dims = host.embed(frames)
-        audio, audio_dims = host.embed(audio)
+        # inputs follow the model's dtype (e.g. float32 features into a bfloat16 model)
+        dtype = host.swinv2.embeddings.patch_embeddings.projection.weight.dtype
+        visual, visual_dims = host.embed(frames.to(dtype))
+        audio, audio_dims = host.embed(audio.to(dtype))
         visual_states = [visual] if output_hidden_states else None
         audio_states = [audio] if output_hidden_states else None
         visual_attentions = [] if output_attentions else None
