@@ -46,6 +46,7 @@ logger = logging.getLogger(__name__)
 ORIGINAL_REPO = "https://github.com/GenjiB/LAVISH"
 PAPER = "https://arxiv.org/abs/2212.07983"
 ORIGINAL_LICENSE = "mit"
+ORIGINAL_KINDS = ("ave",)
 
 _ADAPTER_LISTS = {
     "audio_adapter_blocks_p1": "audio_attention_adapter",
@@ -218,7 +219,7 @@ def load_original_model(checkpoint_path, original_config=None):
     return model, report
 
 
-def _save_processor(config, output_dir: Path) -> None:
+def lavish_processor_for_config(config):
     """A `LavishProcessor` sized for the backbone input (square frames and spectrogram image of `image_size`)."""
     from ..processing.lavish import LavishFeatureExtractor, LavishImageProcessor, LavishProcessor
 
@@ -228,14 +229,17 @@ def _save_processor(config, output_dir: Path) -> None:
         num_segments=config.num_segments, **({} if size == 192 else {"num_mel_bins": size, "target_length": size})
     )
     image_processor = LavishImageProcessor(size={"height": size, "width": size})
-    LavishProcessor(feature_extractor=feature_extractor, image_processor=image_processor).save_pretrained(output_dir)
+    return LavishProcessor(feature_extractor=feature_extractor, image_processor=image_processor)
 
 
-def lavish_model_card(config, source_file: str, report: ConversionReport):
-    """Model card content for a converted LAVisH checkpoint."""
+def lavish_model_card(
+    config, source_file: str, checkpoint=None, model_class_name: str = "", report: ConversionReport | None = None
+):
+    """Model card content for a converted LAVisH checkpoint (`checkpoint`: unused, no LAVisH weights are released)."""
     from ..hub.model_card import ModelCardContent
 
     backbone = config.backbone_config
+    report = report if report is not None else lavish_key_map().convert(load_torch_checkpoint(source_file))[1]
     dropped = "\n".join(
         f"- {reason}: {len(keys)} key(s)" for reason, keys in report.dropped_by_reason().items()
     )
@@ -262,7 +266,7 @@ def lavish_model_card(config, source_file: str, report: ConversionReport):
             "Provenance": (
                 f"- Converted from `{Path(source_file).name}`, a state dict of the original `MMIL_Net` "
                 f"({ORIGINAL_REPO}, AVE), with `conversion_scripts/convert_lavish_original_to_hf.py`: "
-                f"{report.num_source_keys if hasattr(report, 'num_source_keys') else ''} original keys, every one "
+                f"{report.num_source_keys} original keys, every one "
                 "mapped or dropped on purpose, strict load. Parity with the original code is tested in fp32 "
                 "(max abs diff <= 1e-5 on stage features, adapter outputs, logits and probabilities).\n"
                 "- The authors released no trained LAVisH weights; this folder holds whatever the converted "
@@ -272,11 +276,18 @@ def lavish_model_card(config, source_file: str, report: ConversionReport):
     )
 
 
-def convert_lavish_checkpoint(checkpoint_path, output_dir, original_config=None, write_model_card: bool = True) -> Path:
+def convert_lavish_checkpoint(
+    checkpoint_path, output_dir, original_config=None, original_model: str | None = None, write_model_card: bool = True
+) -> Path:
     """Convert one original checkpoint into `output_dir` (safetensors, config, processor config, README.md).
 
-    Written atomically: on any error nothing is left at `output_dir`.
+    `original_model` may only be `"ave"` (the one original model kind ported). Written atomically: on any error
+    nothing is left at `output_dir`.
     """
+    if original_model not in (None, *ORIGINAL_KINDS):
+        raise CheckpointConversionError(
+            f"original model {original_model!r}: only {ORIGINAL_KINDS} (the AVE MMIL_Net) is ported"
+        )
     from ..hub.model_card import write_model_card as write_card
 
     model, report = load_original_model(checkpoint_path, original_config)
@@ -284,17 +295,20 @@ def convert_lavish_checkpoint(checkpoint_path, output_dir, original_config=None,
     output_dir = Path(output_dir)
     with atomic_output_dir(output_dir) as staging:
         model.save_pretrained(staging)
-        _save_processor(model.config, staging)
+        lavish_processor_for_config(model.config).save_pretrained(staging)
         if write_model_card:
-            write_card(staging, lavish_model_card(model.config, str(checkpoint_path), report))
+            card = lavish_model_card(model.config, str(checkpoint_path), None, type(model).__name__, report=report)
+            write_card(staging, card)
     return output_dir
 
 
 __all__ = [
+    "ORIGINAL_KINDS",
     "config_from_original",
     "convert_lavish_checkpoint",
     "infer_original_config",
     "lavish_key_map",
     "lavish_model_card",
+    "lavish_processor_for_config",
     "load_original_model",
 ]
