@@ -192,3 +192,13 @@ def test_bad_checkpoints_raise_naming_the_problem(tmp_path):
         from hf_av.conversion.lavish import config_from_original
 
         config_from_original(config)
+
+
+def test_window_masks_of_the_checkpoint_must_match_the_config(tmp_path):
+    """The dropped attn_mask buffers are checked against the port's masks: a wrong image size is caught."""
+    from hf_av.conversion.lavish import load_original_model
+
+    config = json.loads((FIXTURES / "config.json").read_text())
+    config["swin"]["img_size"] = 48  # 24 x 24 tokens: other masks than the checkpoint's 16 x 16 grid
+    with pytest.raises(CheckpointConversionError, match="attn_mask"):
+        load_original_model(FIXTURES / "lavish_ave_tiny.pth", config)
