@@ -228,8 +228,8 @@ class LavishPreTrainedModel(PreTrainedModel):
     input_modalities = ("audio", "video")
     supports_gradient_checkpointing = True
     _no_split_modules = ["LavishAdapterBlock", "Swinv2Stage"]
-    # the backbone's modules are initialised by Swinv2Model's own `_init_weights` (a nested PreTrainedModel: Transformers
-    # dispatches to it), so `_init_weights` below only ever sees the adapters and the head
+    # the backbone's modules are initialised by Swinv2Model's own `_init_weights` (a nested PreTrainedModel:
+    # Transformers dispatches to it), so `_init_weights` below only ever sees the adapters and the head
 
     def _init_weights(self, module: nn.Module) -> None:
         # Leaf modules are initialised one by one: Transformers skips, for out-of-tree code, a module whose own
