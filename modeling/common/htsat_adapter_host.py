@@ -4,15 +4,15 @@ HTS-AT (Chen et al., ICASSP 2022) is a Swin-V1 transformer over a log-mel spectr
 Transformers ships it as CLAP's audio tower; this host builds exactly that module (same parameter names, so a
 `ClapAudioModel` state dict loads unchanged) and exposes what adapter methods such as DG-SCT need beside it:
 
-* :meth:`HtsatAdapterHost.embed`: the front of the tower (`batch_norm` over mel bins, `reshape_mel2img` with its
-  `freq_ratio` fold, patch embedding);
-* :meth:`HtsatAdapterHost.attention_half` / :meth:`HtsatAdapterHost.mlp_half`: the two residual halves of one
-  pre-norm (Swin-V1) block, so a module can be inserted between them; :meth:`HtsatAdapterHost.block` runs both;
-* :meth:`HtsatAdapterHost.downsample` and :meth:`HtsatAdapterHost.final_norm`: stage-by-stage stepping;
-* :meth:`HtsatAdapterHost.forward`: all of the above in order, equal to `ClapAudioEncoder.forward`.
+* `embed`: the front of the tower (`batch_norm` over mel bins, `reshape_mel2img` with its `freq_ratio` fold, patch
+  embedding);
+* `iter_stages`, `attention_half` / `mlp_half` (the two residual halves of one pre-norm Swin-V1 block, so a module
+  can be inserted between them; `block` runs both), `downsample`, `final_norm`: stage-by-stage stepping;
+* `forward`: all of the above in order, equal to `ClapAudioEncoder.forward` (tested).
 
-It has the same shape as the Swin-V2 host (`modeling.common.swinv2_adapter_host`): stages are stepped by the caller,
-block halves take and return `[batch, tokens, channels]` hidden states.
+Its interface is the Swin-V2 host's (`modeling.common.swinv2_adapter_host`): same method names, arguments and
+stage records, so DG-SCT steps both towers the same way. The only difference in the blocks: HTS-AT is pre-norm
+(Swin-V1), Swin-V2 res-post-norm.
 
 Where the original HTS-AT (RetroCirce/HTS-Audio-Transformer, as copied into DG-SCT) differs from Transformers'
 `ClapAudioEncoder`, :class:`HtsatConfig` has a switch (original behaviour by default):
@@ -27,20 +27,24 @@ Where the original HTS-AT (RetroCirce/HTS-Audio-Transformer, as copied into DG-S
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
+
 import torch
 from huggingface_hub.dataclasses import strict
 from torch import nn
-from transformers import ClapAudioConfig
+from transformers import ClapAudioConfig, ClapAudioModel
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 from transformers.models.clap.modeling_clap import (
     ClapAudioAttention,
     ClapAudioEncoder,
     ClapAudioLayer,
+    ClapAudioStage,
     window_partition,
     window_reverse,
 )
 
-__all__ = ["HtsatAdapterHost", "HtsatConfig"]
+__all__ = ["HtsatAdapterHost", "HtsatConfig", "HtsatHostStage"]
 
 
 @strict
@@ -115,21 +119,72 @@ class HtsatConfig(ClapAudioConfig):
             raise ValueError(f"HtsatConfig.f_max ({self.f_max}) must be > f_min ({self.f_min}).")
 
 
-class HtsatAdapterHost(nn.Module):
-    r"""Transformers' `ClapAudioEncoder` (attribute `audio_encoder`, so `ClapAudioModel` keys load unchanged) with
-    its front, block halves, downsampling and final norm callable one by one.
+@dataclass(frozen=True)
+class HtsatHostStage:
+    """One stage of the tower as the host steps through it (same fields as the Swin-V2 host's stage record).
 
-    Hidden states are `[batch, tokens, channels]` with tokens in row-major order of the stage grid
-    (:meth:`stage_resolution`). `input_features` are log-mel spectrograms `[batch, 1, frames, num_mel_bins]` before
-    the batch norm (what torchlibrosa's `LogmelFilterBank` returns in the original).
+    Attributes:
+        index: stage number (0-based).
+        module: Transformers' `ClapAudioStage`.
+        blocks: its `ClapAudioLayer` blocks in order (run each with `attention_half` then `mlp_half`, or `block`).
+        hidden_size: token width inside the stage.
+        has_downsample: whether the stage ends with patch merging (all but the last).
     """
 
-    def __init__(self, config: ClapAudioConfig):
+    index: int
+    module: ClapAudioStage
+    blocks: tuple[ClapAudioLayer, ...]
+    hidden_size: int
+    has_downsample: bool
+
+
+class HtsatAdapterHost(nn.Module):
+    r"""Transformers' `ClapAudioEncoder` (attribute `audio_encoder`, so `ClapAudioModel` keys load unchanged) split
+    into steps so adapter modules can be inserted beside each block half:
+
+    ```
+    hidden, dims = host.embed(input_features)                # batch norm, freq_ratio fold, patch embedding
+    for stage in host.iter_stages():
+        for layer in stage.blocks:
+            hidden, _ = host.attention_half(layer, hidden, dims)  # x = x + drop_path(attention(norm_before(x)))
+            hidden = host.mlp_half(layer, hidden)                # x = x + mlp(norm_after(x))
+        hidden, dims = host.downsample(stage, hidden, dims)     # patch merging (identity after the last stage)
+    sequence = host.final_norm(hidden)
+    ```
+
+    Hidden states are `[batch, height * width, channels]` (row-major token grid `dims`). `input_features` are
+    log-mel spectrograms `[batch, 1, frames, num_mel_bins]` before the batch norm (what torchlibrosa's
+    `LogmelFilterBank` returns in the original, and `DgSctFeatureExtractor` here).
+
+    Args:
+        config (`HtsatConfig` or `ClapAudioConfig`, *optional*): a fresh encoder is built from it. A plain
+            `ClapAudioConfig` gives Transformers' behaviour (both switches off).
+        model (`ClapAudioModel`, *optional*): an existing CLAP audio model whose encoder to wrap instead.
+    """
+
+    def __init__(self, config: ClapAudioConfig | None = None, *, model: ClapAudioModel | None = None):
         super().__init__()
+        if (config is None) == (model is None):
+            raise ValueError("HtsatAdapterHost needs exactly one of `config` (a ClapAudioConfig) or `model` (a ClapAudioModel).")
+        if model is not None:
+            if not isinstance(model, ClapAudioModel):
+                raise TypeError(f"`model` must be a transformers.ClapAudioModel, got {type(model).__name__}.")
+            config, encoder = model.config, model.audio_encoder
+        else:
+            if not isinstance(config, ClapAudioConfig):
+                raise TypeError(f"`config` must be a ClapAudioConfig / HtsatConfig, got {type(config).__name__}.")
+            encoder = ClapAudioEncoder(config)
+        if config.enable_fusion:
+            raise ValueError("HtsatAdapterHost does not support CLAP's feature fusion (enable_fusion=True).")
         self.config = config
-        self.audio_encoder = ClapAudioEncoder(config)
+        self.audio_encoder = encoder
         if getattr(config, "clamp_window_to_resolution", False):
             self._clamp_windows()
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
+        """Wrap `ClapAudioModel.from_pretrained(...)`."""
+        return cls(model=ClapAudioModel.from_pretrained(pretrained_model_name_or_path, **kwargs))
 
     def _clamp_windows(self):
         """Original HTS-AT: a stage whose grid is not larger than the window uses one window of the grid's size,
@@ -146,132 +201,156 @@ class HtsatAdapterHost(nn.Module):
                 layer.window_size = window
                 layer.shift_size = 0
 
-    # -- geometry -------------------------------------------------------------------------------------------------
+    # ---- geometry ----------------------------------------------------------------------------------------------
     @property
     def freq_ratio(self) -> int:
         return self.audio_encoder.freq_ratio
 
     @property
-    def num_stages(self) -> int:
-        return len(self.audio_encoder.layers)
+    def num_features(self) -> int:
+        """Token width after the last stage."""
+        return self.audio_encoder.num_features
 
-    def stage_depth(self, stage: int) -> int:
-        return len(self.audio_encoder.layers[stage].blocks)
+    @property
+    def stage_hidden_sizes(self) -> list[int]:
+        return [stage.dim for stage in self.audio_encoder.layers]
 
-    def stage_width(self, stage: int) -> int:
-        return self.audio_encoder.layers[stage].dim
+    @property
+    def stage_resolutions(self) -> list[tuple[int, int]]:
+        """Token grid `(height, width)` of every stage's blocks."""
+        return [tuple(resolution) for resolution in self.audio_encoder.input_resolutions]
 
-    def stage_resolution(self, stage: int) -> tuple[int, int]:
-        """Token grid `(height, width)` of the blocks of `stage`."""
-        return tuple(self.audio_encoder.input_resolutions[stage])
+    def iter_stages(self) -> Iterator[HtsatHostStage]:
+        """Yield the stages in order; run their blocks, then call `downsample` with the stage."""
+        for index, stage in enumerate(self.audio_encoder.layers):
+            yield HtsatHostStage(
+                index=index,
+                module=stage,
+                blocks=tuple(stage.blocks),
+                hidden_size=stage.dim,
+                has_downsample=stage.downsample is not None,
+            )
 
-    def stage_num_tokens(self, stage: int) -> int:
-        height, width = self.stage_resolution(stage)
-        return height * width
-
-    def get_block(self, stage: int, index: int) -> ClapAudioLayer:
-        return self.audio_encoder.layers[stage].blocks[index]
-
-    # -- front ----------------------------------------------------------------------------------------------------
+    # ---- steps -------------------------------------------------------------------------------------------------
     def normalize_and_fold(self, input_features: torch.Tensor) -> torch.Tensor:
         """`batch_norm` over mel bins, then `reshape_mel2img`: `[B, 1, T, F]` -> `[B, 1, spec_size, spec_size]`."""
         encoder = self.audio_encoder
         normalized = encoder.batch_norm(input_features.transpose(1, 3)).transpose(1, 3)
         return encoder.reshape_mel2img(normalized)
 
-    def embed(self, input_features: torch.Tensor) -> torch.Tensor:
-        """Log-mel `[B, 1, T, F]` -> patch tokens `[B, tokens, patch_embeds_hidden_size]` of stage 0."""
-        return self.audio_encoder.patch_embed(self.normalize_and_fold(input_features))
+    def embed(self, input_features: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+        """Log-mel `[B, 1, T, F]` -> (patch tokens `[B, tokens, patch_embeds_hidden_size]`, stage-0 grid)."""
+        if input_features.ndim != 4 or input_features.shape[1] != 1:
+            raise ValueError(
+                f"Expected input_features of shape (batch, 1, frames, mel_bins), got {tuple(input_features.shape)}."
+            )
+        if input_features.shape[-1] != self.config.num_mel_bins:
+            raise ValueError(
+                f"Expected {self.config.num_mel_bins} mel bins (num_mel_bins), got {input_features.shape[-1]}."
+            )
+        tokens = self.audio_encoder.patch_embed(self.normalize_and_fold(input_features))
+        return tokens, self.stage_resolutions[0]
 
-    # -- block halves ---------------------------------------------------------------------------------------------
     def attention_half(
-        self, stage: int, index: int, hidden_states: torch.Tensor, output_attentions: bool = False
+        self,
+        layer: ClapAudioLayer,
+        hidden_states: torch.Tensor,
+        input_dimensions: tuple[int, int],
+        output_attentions: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """`x + drop_path(window_attention(layernorm_before(x)))` of one block; returns (hidden, attention probs)."""
-        layer = self.get_block(stage, index)
-        height, width = self.stage_resolution(stage)
-        layer.set_shift_and_window_size((height, width))
-        batch_size, _, channels = hidden_states.shape
+        """`x + drop_path(window_attention(layernorm_before(x)))` of one (pre-norm, Swin-V1) block, the steps of
+        `ClapAudioLayer.forward`: window clamp, pad, cyclic shift, partition, attention with the shifted-window mask,
+        reverse, shift back, crop. Returns the tokens and, if `output_attentions`, the attention probabilities."""
+        height, width = input_dimensions
+        batch_size, num_tokens, channels = hidden_states.shape
+        if num_tokens != height * width:
+            raise ValueError(f"Got {num_tokens} tokens for a {height} x {width} grid.")
+        layer.set_shift_and_window_size(input_dimensions)
+        window, shift = layer.window_size, layer.shift_size
         shortcut = hidden_states
-        hidden_states = layer.layernorm_before(hidden_states).view(batch_size, height, width, channels)
-        hidden_states, pad_values = layer.maybe_pad(hidden_states, height, width)
-        _, height_pad, width_pad, _ = hidden_states.shape
-        shift = layer.shift_size
+        grid = layer.layernorm_before(hidden_states).view(batch_size, height, width, channels)
+        grid, pad_values = layer.maybe_pad(grid, height, width)
+        _, padded_height, padded_width, _ = grid.shape
         if shift > 0:
-            hidden_states = torch.roll(hidden_states, shifts=(-shift, -shift), dims=(1, 2))
-        windows = window_partition(hidden_states, layer.window_size)
-        windows = windows.view(-1, layer.window_size * layer.window_size, channels)
-        attn_mask = layer.get_attn_mask(height_pad, width_pad, dtype=hidden_states.dtype, device=windows.device)
-        attention_outputs = layer.attention(windows, attn_mask, output_attentions=output_attentions)
-        windows = attention_outputs[0].view(-1, layer.window_size, layer.window_size, channels)
-        hidden_states = window_reverse(windows, layer.window_size, height_pad, width_pad)
+            grid = torch.roll(grid, shifts=(-shift, -shift), dims=(1, 2))
+        windows = window_partition(grid, window).view(-1, window * window, channels)
+        attention_mask = layer.get_attn_mask(padded_height, padded_width, dtype=hidden_states.dtype, device=windows.device)
+        attention_outputs = layer.attention(windows, attention_mask, output_attentions=output_attentions)
+        grid = window_reverse(attention_outputs[0].view(-1, window, window, channels), window, padded_height, padded_width)
         if shift > 0:
-            hidden_states = torch.roll(hidden_states, shifts=(shift, shift), dims=(1, 2))
+            grid = torch.roll(grid, shifts=(shift, shift), dims=(1, 2))
         if pad_values[3] > 0 or pad_values[5] > 0:
-            hidden_states = hidden_states[:, :height, :width, :].contiguous()
-        hidden_states = shortcut + layer.drop_path(hidden_states.view(batch_size, height * width, channels))
+            grid = grid[:, :height, :width, :].contiguous()
+        hidden_states = shortcut + layer.drop_path(grid.view(batch_size, height * width, channels))
         return hidden_states, (attention_outputs[1] if output_attentions else None)
 
-    def mlp_half(self, stage: int, index: int, hidden_states: torch.Tensor) -> torch.Tensor:
-        """`x + output(intermediate(layernorm_after(x)))` (plus drop path with `drop_path_on_mlp`)."""
-        layer = self.get_block(stage, index)
+    def mlp_half(self, layer: ClapAudioLayer, hidden_states: torch.Tensor) -> torch.Tensor:
+        """`x + output(intermediate(layernorm_after(x)))`, with drop path too when `drop_path_on_mlp` (original)."""
         branch = layer.output(layer.intermediate(layer.layernorm_after(hidden_states)))
         if getattr(self.config, "drop_path_on_mlp", False):
             branch = layer.drop_path(branch)
         return hidden_states + branch
 
     def block(
-        self, stage: int, index: int, hidden_states: torch.Tensor, output_attentions: bool = False
+        self,
+        layer: ClapAudioLayer,
+        hidden_states: torch.Tensor,
+        input_dimensions: tuple[int, int],
+        output_attentions: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """One whole block (attention half then MLP half)."""
-        hidden_states, attentions = self.attention_half(stage, index, hidden_states, output_attentions)
-        return self.mlp_half(stage, index, hidden_states), attentions
+        """A whole block with nothing inserted (`attention_half` then `mlp_half`)."""
+        hidden_states, attentions = self.attention_half(layer, hidden_states, input_dimensions, output_attentions)
+        return self.mlp_half(layer, hidden_states), attentions
 
-    # -- between and after stages ---------------------------------------------------------------------------------
-    def downsample(self, stage: int, hidden_states: torch.Tensor) -> torch.Tensor:
-        """Patch merging at the end of `stage` (V1 style: LayerNorm(4C) then Linear(4C, 2C)); identity after the
-        last stage."""
-        merging = self.audio_encoder.layers[stage].downsample
-        if merging is None:
-            return hidden_states
-        return merging(hidden_states, self.stage_resolution(stage))
+    def downsample(
+        self, stage: HtsatHostStage, hidden_states: torch.Tensor, input_dimensions: tuple[int, int]
+    ) -> tuple[torch.Tensor, tuple[int, int]]:
+        """Patch merging at the end of `stage` (V1 style: LayerNorm(4C) then Linear(4C, 2C)); identity for the last
+        stage. Returns `(tokens, new dims)`."""
+        if not stage.has_downsample:
+            return hidden_states, input_dimensions
+        height, width = input_dimensions
+        return stage.module.downsample(hidden_states, input_dimensions), ((height + 1) // 2, (width + 1) // 2)
 
     def final_norm(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """The LayerNorm after the last stage (HTS-AT's `norm`; DG-SCT does not apply it)."""
         return self.audio_encoder.norm(hidden_states)
 
-    def pool(self, normed_hidden_states: torch.Tensor, frames: int) -> BaseModelOutputWithPooling:
+    def pool(self, sequence_output: torch.Tensor) -> BaseModelOutputWithPooling:
         """CLAP's output head over the normed last-stage tokens: the `[B, C, F', T']` map (time quarters un-folded)
         and its average (`pooler_output`), as `ClapAudioEncoder.forward` returns them."""
         encoder = self.audio_encoder
-        batch_size, _, channels = normed_hidden_states.shape
-        downscale = 2 ** (self.num_stages - 1)
-        freq_size = frames // downscale // encoder.patch_stride[0]
-        time_size = frames // downscale // encoder.patch_stride[1]
-        feature_map = normed_hidden_states.permute(0, 2, 1).contiguous().reshape(batch_size, channels, freq_size, time_size)
+        batch_size, _, channels = sequence_output.shape
+        downscale = 2 ** (len(encoder.layers) - 1)
+        freq_size = self.config.spec_size // downscale // encoder.patch_stride[0]
+        time_size = self.config.spec_size // downscale // encoder.patch_stride[1]
+        feature_map = sequence_output.permute(0, 2, 1).contiguous().reshape(batch_size, channels, freq_size, time_size)
         freq_bins = freq_size // self.freq_ratio
         feature_map = feature_map.reshape(batch_size, channels, freq_size // freq_bins, freq_bins, time_size)
         feature_map = feature_map.permute(0, 1, 3, 2, 4).contiguous().reshape(batch_size, channels, freq_bins, -1)
         pooled = encoder.avgpool(torch.flatten(feature_map, 2)).flatten(1)
         return BaseModelOutputWithPooling(last_hidden_state=feature_map, pooler_output=pooled)
 
+    # ---- the plain tower, stepped ------------------------------------------------------------------------------
     def forward(
         self, input_features: torch.Tensor, output_hidden_states: bool = False, output_attentions: bool = False
     ) -> BaseModelOutputWithPooling:
-        """The whole tower stepped through the host's pieces; equals `ClapAudioEncoder.forward` (its
-        `hidden_states` are the per-stage outputs after downsampling, `[B, tokens, C]`)."""
-        folded = self.normalize_and_fold(input_features)
-        hidden_states = self.audio_encoder.patch_embed(folded)
-        all_hidden_states = (hidden_states,) if output_hidden_states else None
-        all_attentions = () if output_attentions else None
-        for stage in range(self.num_stages):
-            for index in range(self.stage_depth(stage)):
-                hidden_states, attentions = self.block(stage, index, hidden_states, output_attentions)
-            if output_attentions:
-                all_attentions += (attentions,)
-            hidden_states = self.downsample(stage, hidden_states)
+        """The whole tower with nothing inserted; equals `ClapAudioEncoder.forward` (`hidden_states` here are the
+        patch embeddings and every stage's output after downsampling as `[B, tokens, C]`; `attentions` those of
+        the last block of every stage)."""
+        hidden_states, dims = self.embed(input_features)
+        all_hidden_states = [hidden_states] if output_hidden_states else None
+        all_attentions = [] if output_attentions else None
+        for stage in self.iter_stages():
+            attentions = None
+            for layer in stage.blocks:
+                hidden_states, attentions = self.block(layer, hidden_states, dims, output_attentions)
+            hidden_states, dims = self.downsample(stage, hidden_states, dims)
             if output_hidden_states:
-                all_hidden_states += (hidden_states,)
-        output = self.pool(self.final_norm(hidden_states), folded.shape[2])
-        output.hidden_states = all_hidden_states
-        output.attentions = all_attentions
+                all_hidden_states.append(hidden_states)
+            if output_attentions:
+                all_attentions.append(attentions)
+        output = self.pool(self.final_norm(hidden_states))
+        output.hidden_states = tuple(all_hidden_states) if output_hidden_states else None
+        output.attentions = tuple(all_attentions) if output_attentions else None
         return output

@@ -77,33 +77,47 @@ def test_state_dict_keys_are_clap_audio_model_keys():
     }
 
 
-def test_halves_step_equals_whole_block_and_encoder_module():
+def test_halves_step_equals_whole_clap_layers():
     host = HtsatAdapterHost(_host_config()).eval()
     _randomize(host, seed=3)
-    encoder = host.audio_encoder
-    assert isinstance(encoder, ClapAudioEncoder)
-    tokens = host.embed(_features(batch=2))
+    assert isinstance(host.audio_encoder, ClapAudioEncoder)
+    tokens, dims = host.embed(_features(batch=2))
+    assert dims == (16, 16)
     with torch.no_grad():
-        for stage in range(host.num_stages):
-            for index in range(host.stage_depth(stage)):
-                half, _ = host.attention_half(stage, index, tokens)
-                stepped = host.mlp_half(stage, index, half)
-                (expected,) = host.get_block(stage, index)(tokens, host.stage_resolution(stage))
+        for stage in host.iter_stages():
+            for layer in stage.blocks:
+                half, _ = host.attention_half(layer, tokens, dims)
+                stepped = host.mlp_half(layer, half)
+                (expected,) = layer(tokens, dims)  # Transformers' ClapAudioLayer, whole
                 torch.testing.assert_close(stepped, expected, rtol=0, atol=0)
                 tokens = stepped
-            tokens = host.downsample(stage, tokens)
-    assert tokens.shape == (2, 16, 32)
+            tokens, dims = host.downsample(stage, tokens, dims)
+    assert tokens.shape == (2, 16, 32) and dims == (4, 4)
+
+
+def test_wraps_an_existing_clap_audio_model():
+    reference = ClapAudioModel(_clap_config()).eval()
+    _randomize(reference, seed=4)
+    host = HtsatAdapterHost(model=reference)
+    assert host.audio_encoder is reference.audio_encoder
+    features = _features(batch=1)
+    with torch.no_grad():
+        torch.testing.assert_close(host(features).pooler_output, reference(features).pooler_output, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="exactly one"):
+        HtsatAdapterHost()
 
 
 def test_clamp_window_switch_builds_the_original_small_stage_windows():
     # Window 8 on grids 16, 8, 4: the last stage is smaller than the window.
     config = dict(TINY, window_size=8)
     clamped = HtsatAdapterHost(HtsatConfig(**config))
-    table = clamped.get_block(2, 0).attention.self.relative_position_bias_table
+    last_stage = list(clamped.iter_stages())[2]
+    table = last_stage.blocks[0].attention.self.relative_position_bias_table
     assert table.shape == (49, 2)  # (2 * 4 - 1) ** 2 entries: the original's table for a 4x4 window
-    assert clamped.get_block(2, 1).shift_size == 0
+    assert last_stage.blocks[1].shift_size == 0
     unclamped = HtsatAdapterHost(HtsatConfig(**config, clamp_window_to_resolution=False))
-    assert unclamped.get_block(2, 0).attention.self.relative_position_bias_table.shape == (225, 2)  # CLAP's
+    unclamped_table = list(unclamped.iter_stages())[2].blocks[0].attention.self.relative_position_bias_table
+    assert unclamped_table.shape == (225, 2)  # CLAP's: always sized for window_size
     clamped.eval()
     with torch.no_grad():
         output = clamped(_features(batch=2))
