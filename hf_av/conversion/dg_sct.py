@@ -224,10 +224,10 @@ def dg_sct_config_from_original(
     swin = dict(original_config.get("swin", {}))
     htsat = dict(original_config.get("htsat", {}))
     heads = dict(original_config.get("heads", {}))
-    if state_dict and not swin:
-        swin = _infer_swin(state_dict)
-    if state_dict and not htsat:
-        htsat = _infer_htsat(state_dict)
+    if state_dict and "swin.patch_embed.proj.weight" in state_dict:
+        swin = {**_infer_swin(state_dict), **swin}  # given settings win over what the shapes say
+    if state_dict and "htsat.patch_embed.proj.weight" in state_dict:
+        htsat = {**_infer_htsat(state_dict), **htsat}
     if state_dict and not heads and "temporal_attn.v_fc.weight" in state_dict:
         heads = {
             "video_dim": state_dict["temporal_attn.v_fc.weight"].shape[0],

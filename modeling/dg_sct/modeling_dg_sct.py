@@ -273,6 +273,7 @@ def _audio_grid(audio_config, stage: int) -> int:
 
 class DgSctPreTrainedModel(PreTrainedModel):
     config: DgSctConfig
+    config_class = DgSctConfig  # explicit: postponed annotations hide the class from Transformers
     base_model_prefix = "dg_sct"
     main_input_name = "input_values"
     input_modalities = ("audio", "video")
