@@ -146,7 +146,7 @@ class DgSctConfig(PreTrainedConfig):
             self.audio_config = HtsatConfig(**self.audio_config)
         if self.trainable_parameters is None:
             self.trainable_parameters = list(DEFAULT_TRAINABLE_PARAMETERS)
-        if "num_labels" not in kwargs and "id2label" not in kwargs:
+        if self.id2label is None and kwargs.get("num_labels") is None:
             kwargs["num_labels"] = 29  # AVE: 28 events + background
         super().__post_init__(**kwargs)
 

@@ -283,6 +283,46 @@ class DgSctPreTrainedModel(PreTrainedModel):
     _no_split_modules = ["DgSctCrossModalBlock", "Swinv2Stage", "ClapAudioStage"]
     accepts_loss_kwargs = False
 
+    @classmethod
+    def from_pretrained_backbones(cls, vision_backbone, audio_backbone, config: DgSctConfig | None = None, **kwargs):
+        r"""A fresh DG-SCT model (modules and head newly initialised, gates at zero) around pretrained backbones,
+        with the trainable-parameter policy applied: only `config.trainable_parameters` (the DG-SCT modules and the
+        head by default) train.
+
+        Args:
+            vision_backbone: a `Swinv2Model` (or a folder / Hub id of a Swin-V2 model, e.g. a converted
+                `swinv2_large_window12_192_22k`).
+            audio_backbone: a `ClapAudioModel` (or a folder / Hub id of one; `HtsatConfig` switches keep the
+                original HTS-AT behaviour).
+            config: DG-SCT settings; its backbone sub-configs are replaced by the backbones' own. Extra `kwargs`
+                update a default `DgSctConfig` instead.
+        Returns the model; `model.trainable_report` holds the trainable / total parameter counts.
+        """
+        from transformers import ClapAudioModel, Swinv2Model
+
+        from ..common.htsat_adapter_host import HtsatConfig
+        from ..common.trainable import freeze_except
+
+        vision = _load_backbone(vision_backbone, Swinv2Model, "vision_backbone")
+        audio = _load_backbone(audio_backbone, ClapAudioModel, "audio_backbone")
+        settings = config.to_dict() if config is not None else {}
+        settings.update(kwargs)
+        audio_settings = {k: v for k, v in audio.config.to_dict().items() if k in HtsatConfig.__dataclass_fields__}
+        if isinstance(audio.config, HtsatConfig):
+            audio_settings = audio.config.to_dict()
+        for key in ("model_type", "transformers_version", "architectures"):
+            audio_settings.pop(key, None)
+        settings["vision_config"] = {k: v for k, v in vision.config.to_dict().items() if k not in ("model_type",)}
+        settings["audio_config"] = audio_settings
+        for key in ("model_type", "transformers_version", "architectures"):
+            settings.pop(key, None)
+        model = cls(DgSctConfig(**settings))
+        base = getattr(model, cls.base_model_prefix, model)
+        base.visual_backbone.swinv2.load_state_dict(vision.state_dict())
+        base.audio_backbone.audio_encoder.load_state_dict(audio.audio_encoder.state_dict())
+        model.trainable_report = freeze_except(model, model.config.trainable_parameters)
+        return model
+
     @torch.no_grad()
     def _init_weights(self, module):
         super()._init_weights(module)
@@ -307,6 +347,14 @@ class DgSctPreTrainedModel(PreTrainedModel):
         elif isinstance(module, ClapAudioSelfAttention):
             init.zeros_(module.relative_position_bias_table)
             init.copy_(module.relative_position_index, module.create_relative_position_index())
+
+
+def _load_backbone(source, model_class, what: str):
+    if isinstance(source, model_class):
+        return source
+    if isinstance(source, PreTrainedModel):
+        raise TypeError(f"{what} must be a {model_class.__name__} (or a folder / Hub id of one), got {type(source).__name__}.")
+    return model_class.from_pretrained(source)
 
 
 def _check_inputs(input_values: torch.Tensor | None, pixel_values: torch.Tensor | None, config: DgSctConfig):
