@@ -271,7 +271,7 @@ LAVISH = ModelFamily(
     converter=ConverterSpec(
         function="hf_av.conversion.lavish.convert_lavish_checkpoint",
         original_kinds=("ave",),
-        checkpoint_format="PyTorch state dict of the original AVE MMIL_Net (timm 0.6 Swin-V2 keys)",
+        checkpoint_format="PyTorch .pth (MMIL_Net state dict)",
         script="conversion_scripts/convert_lavish_original_to_hf.py",
     ),
     card=CardFacts(
@@ -281,20 +281,20 @@ LAVISH = ModelFamily(
         original_repository="https://github.com/GenjiB/LAVISH",
         license="mit",
         license_text=(
-            "The original code is released under the MIT licence (README badge of https://github.com/GenjiB/LAVISH). "
-            "The authors released no trained LAVisH weights; the frozen Swin-V2 backbone keeps the licence of its own "
-            "checkpoint."
+            "The original code is released under the MIT licence (badge of https://github.com/GenjiB/LAVISH); the "
+            "authors released no trained weights. The frozen Swin-V2 backbone's weights keep their own licence."
         ),
         citation=(
-            "@inproceedings{lin2023vision,\n  title={Vision Transformers are Parameter-Efficient Audio-Visual "
-            "Learners},\n  author={Lin, Yan-Bo and Sung, Yi-Lin and Lei, Jie and Bansal, Mohit and Bertasius, "
-            "Gedas},\n  booktitle={CVPR},\n  year={2023}\n}"
+            "@InProceedings{LAVISH_CVPR2023,\n  author = {Lin, Yan-Bo and Sung, Yi-Lin and Lei, Jie and Bansal, "
+            "Mohit and Bertasius, Gedas},\n  title = {Vision Transformers are Parameter-Efficient Audio-Visual "
+            "Learners},\n  booktitle = {Proceedings of the IEEE/CVF Conference on Computer Vision and Pattern "
+            "Recognition},\n  year = {2023}\n}"
         ),
         tags=("audio-visual", "lavish", "event-localization", "ave", "adapters"),
         paper_results=PaperTable(
-            title="Paper results (AVE audio-visual event localisation, test set)",
-            columns=("model", "backbone (frozen)", "trainable parameters", "segment accuracy (%)"),
-            rows=(("LAVisH", "Swin-V2-L (192 px, ImageNet-22k), shared by both modalities", "~10.1M", 81.1),),
+            title="Paper result (AVE, Swin-V2-L backbone, ~10.1M trainable parameters)",
+            columns=("task", "accuracy"),
+            rows=(("AVE event localisation", 81.1),),
         ),
         card_builder="hf_av.conversion.lavish.lavish_model_card",
     ),
@@ -302,55 +302,7 @@ LAVISH = ModelFamily(
     processor_for_config="hf_av.conversion.lavish.lavish_processor_for_config",
 )
 
-DG_SCT = ModelFamily(
-    model_type="dg-sct",
-    name="DG-SCT",
-    config="modeling.dg_sct.DgSctConfig",
-    models={
-        "AutoModel": "modeling.dg_sct.DgSctModel",
-        "AutoModelForAudioVisualEventLocalization": "modeling.dg_sct.DgSctForAudioVisualEventLocalization",
-    },
-    feature_extractor="hf_av.processing.dg_sct.DgSctFeatureExtractor",
-    image_processor="hf_av.processing.dg_sct.DgSctImageProcessor",
-    processor="hf_av.processing.dg_sct.DgSctProcessor",
-    converter=ConverterSpec(
-        function="hf_av.conversion.dg_sct.convert_dg_sct_checkpoint",
-        original_kinds=("ave",),
-        checkpoint_format="PyTorch state dict of the original AVE MMIL_Net (timm 0.6 Swin-V2 + HTS-AT keys)",
-        script="conversion_scripts/convert_dg_sct_original_to_hf.py",
-    ),
-    card=CardFacts(
-        paper_title="Cross-modal Prompts: Adapting Large Pre-trained Models for Audio-Visual Downstream Tasks",
-        authors_venue="Duan et al., NeurIPS 2023",
-        paper="https://arxiv.org/abs/2311.05152",
-        original_repository="https://github.com/haoyi-duan/DG-SCT",
-        license="unknown",
-        license_text=(
-            "The original repository (https://github.com/haoyi-duan/DG-SCT) states no licence for its code or its "
-            "released checkpoints; ask the authors before redistributing converted weights. The frozen Swin-V2 and "
-            "HTS-AT backbones keep the licences of their own checkpoints."
-        ),
-        citation=(
-            "@inproceedings{duan2023cross,\n  title={Cross-modal Prompts: Adapting Large Pre-trained Models for "
-            "Audio-Visual Downstream Tasks},\n  author={Duan, Haoyi and Xia, Yan and Zhou, Mingze and Tang, Li and "
-            "Zhu, Jieming and Zhao, Zhou},\n  booktitle={NeurIPS},\n  year={2023}\n}"
-        ),
-        tags=("audio-visual", "dg-sct", "event-localization", "ave", "adapters"),
-        paper_results=PaperTable(
-            title="Paper results (AVE audio-visual event localisation, test set)",
-            columns=("model", "backbones (frozen)", "segment accuracy (%)"),
-            rows=(
-                ("DG-SCT (released `best_82.18.pt`)", "Swin-V2-L + HTS-AT (AudioSet)", 82.2),
-                ("LAVisH (for comparison)", "Swin-V2-L", 81.1),
-                ("LAVisH* (for comparison)", "Swin-V2-L + HTS-AT", 78.6),
-            ),
-        ),
-    ),
-    tasks={"event-localization": "DgSctForAudioVisualEventLocalization"},
-    processor_for_config="hf_av.training.tasks.dg_sct_processor_for_config",
-)
-
-FAMILIES: Mapping[str, ModelFamily] = MappingProxyType({row.model_type: row for row in (CAV_MAE, LAVISH, DG_SCT)})
+FAMILIES: Mapping[str, ModelFamily] = MappingProxyType({row.model_type: row for row in (CAV_MAE, LAVISH)})
 
 
 def get_family(model_type: str) -> ModelFamily:

@@ -43,9 +43,6 @@ from .toolkit import ConversionReport, KeyMap, atomic_output_dir, drop, load_tor
 
 logger = logging.getLogger(__name__)
 
-ORIGINAL_REPO = "https://github.com/GenjiB/LAVISH"
-PAPER = "https://arxiv.org/abs/2212.07983"
-ORIGINAL_LICENSE = "mit"
 ORIGINAL_KINDS = ("ave",)
 
 _ADAPTER_LISTS = {
@@ -235,26 +232,38 @@ def lavish_processor_for_config(config):
 def lavish_model_card(
     config, source_file: str, checkpoint=None, model_class_name: str = "", report: ConversionReport | None = None
 ):
-    """Model card content for a converted LAVisH checkpoint (`checkpoint`: unused, no LAVisH weights are released)."""
-    from ..hub.model_card import ModelCardContent
+    """Model card content for a converted LAVisH checkpoint (the row's `card_builder`).
 
+    `checkpoint` is unused (no LAVisH weights are released); `report`, when the converter passes it, adds what was
+    dropped from the original file.
+    """
+    from ..families import get_family
+    from ..hub.model_card import ModelCardContent, family_sections
+
+    facts = get_family("lavish").card
     backbone = config.backbone_config
-    report = report if report is not None else lavish_key_map().convert(load_torch_checkpoint(source_file))[1]
-    dropped = "\n".join(
-        f"- {reason}: {len(keys)} key(s)" for reason, keys in report.dropped_by_reason().items()
-    )
+    provenance = [
+        f"- Converted from `{Path(source_file).name}`, a state dict of the original `MMIL_Net` "
+        f"({facts.original_repository}, AVE), with `conversion_scripts/convert_lavish_original_to_hf.py`: every "
+        "original key mapped or dropped on purpose, strict load. Parity with the original code is tested in fp32 "
+        "(max abs diff <= 1e-5 on stage features, adapter inputs/outputs, logits and probabilities).",
+        "- The authors released no trained LAVisH weights: this folder holds whatever the converted checkpoint was "
+        "trained on.",
+    ]
+    if report is not None:
+        provenance.append(f"- {report.num_source_keys} original keys; dropped on purpose:")
+        provenance += [f"  - {reason}: {len(keys)} key(s)" for reason, keys in report.dropped_by_reason().items()]
     return ModelCardContent(
         model_name=f"LAVisH AVE ({Path(source_file).name})",
         summary=(
-            f"LAVisH (Lin et al., \"Vision Transformers are Parameter-Efficient Audio-Visual Learners\", CVPR 2023, "
-            f"{PAPER}) for audio-visual event localisation (AVE: {config.num_labels} classes per one-second segment) "
-            "in the `hf_av` package: a frozen Swin-V2 "
-            f"(embed {backbone.embed_dim}, depths {list(backbone.depths)}, window {backbone.window_size}, "
+            f"LAVisH ({facts.paper_title}, {facts.authors_venue}, {facts.paper}) for audio-visual event "
+            f"localisation ({config.num_labels} classes per one-second segment) in the `hf_av` package: a frozen "
+            f"Swin-V2 (embed {backbone.embed_dim}, depths {list(backbone.depths)}, window {backbone.window_size}, "
             f"{backbone.image_size} px) runs over frames and spectrograms with LAVisH adapters in every block."
         ),
-        license=ORIGINAL_LICENSE,
+        license=facts.license,
         pipeline_tag="video-classification",
-        tags=["audio-visual", "lavish", "event-localization", "ave", "adapters"],
+        tags=list(facts.tags),
         sections={
             "Usage": (
                 "```python\nimport hf_av\nfrom hf_av import LavishForAudioVisualEventLocalization, LavishProcessor\n\n"
@@ -263,15 +272,8 @@ def lavish_model_card(
                 "inputs = processor(videos=\"clip.mp4\", return_tensors=\"pt\")\n"
                 "out = model(**inputs)\nout.probabilities  # [1, segments, classes]\n```"
             ),
-            "Provenance": (
-                f"- Converted from `{Path(source_file).name}`, a state dict of the original `MMIL_Net` "
-                f"({ORIGINAL_REPO}, AVE), with `conversion_scripts/convert_lavish_original_to_hf.py`: "
-                f"{report.num_source_keys} original keys, every one "
-                "mapped or dropped on purpose, strict load. Parity with the original code is tested in fp32 "
-                "(max abs diff <= 1e-5 on stage features, adapter outputs, logits and probabilities).\n"
-                "- The authors released no trained LAVisH weights; this folder holds whatever the converted "
-                f"checkpoint was trained on.\n- Dropped:\n{dropped}"
-            ),
+            "Provenance": "\n".join(provenance),
+            **family_sections(facts),
         },
     )
 

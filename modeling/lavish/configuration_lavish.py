@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
+
+from ..common.configuration import strict_config
 
 __all__ = ["LavishConfig"]
 
@@ -27,7 +28,7 @@ LATENT_TOKEN_INITS = ("uniform", "zeros")
 SUPPORTED_BACKBONES = ("swinv2",)
 
 
-@strict
+@strict_config
 class LavishConfig(PreTrainedConfig):
     r"""
     Configuration of `LavishModel` and `LavishForAudioVisualEventLocalization`. The defaults are the AVE model of

@@ -351,11 +351,14 @@ class LavishModel(LavishPreTrainedModel):
     def __init__(self, config: LavishConfig):
         super().__init__(config)
         self.config = config
-        self.backbone = Swinv2AdapterHost(
-            model=Swinv2Model(config.backbone_config), timm_window_mask=config.timm_window_mask
-        )
+        # The adapter blocks are registered first: each runs one whole backbone block for both streams and is the
+        # layer gradient checkpointing recomputes. The backbone's own `Swinv2Stage` (also a checkpointing layer) is
+        # never called as a whole, and tools that take a model's first checkpointing layer must find an active one.
         self.adapter_blocks = nn.ModuleList(
             LavishAdapterBlock(config, hidden_size) for hidden_size in config.block_hidden_sizes
+        )
+        self.backbone = Swinv2AdapterHost(
+            model=Swinv2Model(config.backbone_config), timm_window_mask=config.timm_window_mask
         )
         self.gradient_checkpointing = False
         self.post_init()
