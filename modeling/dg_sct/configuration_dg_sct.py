@@ -3,9 +3,9 @@ Downstream Tasks", NeurIPS 2023)."""
 
 from __future__ import annotations
 
-from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig, Swinv2Config
 
+from ..common.configuration import strict_config
 from ..common.htsat_adapter_host import HtsatConfig
 
 __all__ = ["DgSctConfig", "DEFAULT_TRAINABLE_PARAMETERS"]
@@ -35,7 +35,7 @@ def _paired_visual_blocks(visual_depth: int, audio_depth: int) -> list[int]:
     return [(index + 1) * ratio - 1 for index in range(audio_depth)]
 
 
-@strict
+@strict_config
 class DgSctConfig(PreTrainedConfig):
     r"""
     Configuration of DG-SCT (`DgSctModel`, `DgSctForAudioVisualEventLocalization`). Defaults are the released AVE

@@ -6,7 +6,7 @@ import unittest
 
 import pytest
 import torch
-from huggingface_hub.errors import StrictDataclassClassValidationError
+from modeling.common.configuration import InvalidConfigError
 from transformers import AutoConfig, AutoModel, ClapAudioModel, Swinv2Config, Swinv2Model
 
 from modeling.common.htsat_adapter_host import HtsatAdapterHost, HtsatConfig
@@ -266,7 +266,7 @@ class DgSctModelTest(ModelTesterMixin, unittest.TestCase):
         ]
         for overrides, message in cases:
             with self.subTest(overrides=overrides):
-                with self.assertRaisesRegex(StrictDataclassClassValidationError, message):
+                with self.assertRaisesRegex(InvalidConfigError, message):
                     tiny_config(**overrides)
 
     def test_config_round_trip(self):
