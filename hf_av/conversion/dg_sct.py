@@ -352,9 +352,14 @@ def processor_for_config(config):
     audio = config.audio_config
     size = config.vision_config.image_size
     size = size if isinstance(size, int) else size[0]
+    # The original tiles each 1-s segment 10x (1001 frames <= 1024 = spec_size * freq_ratio); a smaller HTS-AT
+    # gets as many copies as its spectrogram image holds.
+    max_frames = audio.spec_size * (audio.spec_size // audio.num_mel_bins)
+    tile_repeats = max(1, min(10, (max_frames - 1) * audio.hop_length // audio.sampling_rate))
     feature_extractor = DgSctFeatureExtractor(
         sampling_rate=audio.sampling_rate,
         num_segments=config.num_segments,
+        tile_repeats=tile_repeats,
         n_fft=audio.n_fft,
         hop_length=audio.hop_length,
         num_mel_bins=audio.num_mel_bins,
