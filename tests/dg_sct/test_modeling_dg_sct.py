@@ -263,7 +263,7 @@ class DgSctModelTest(ModelTesterMixin, unittest.TestCase):
             (dict(latent_token_init="normal"), "latent_token_init"),
             (dict(class_activation_top_k=4), "class_activation_top_k"),
             (dict(num_labels=1), "num_labels"),
-            (dict(id2label={0: "background", 1: "cat", 2: "dog"}), "background class must be the LAST label"),
+            (dict(num_labels=3, id2label={0: "background", 1: "cat", 2: "dog"}), "background class must be the LAST"),
         ]
         for overrides, message in cases:
             with self.subTest(overrides=overrides):
