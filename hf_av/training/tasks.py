@@ -72,44 +72,6 @@ def cav_mae_processor_for_config(config):
     )
 
 
-def dg_sct_processor_for_config(config):
-    """A DG-SCT processor matching `config`: the HTS-AT front-end of `config.audio_config` (rate, STFT, mel bins),
-    `num_segments` segments and frames of the Swin-V2 `image_size`.
-
-    Each 1-s segment is tiled (`tile_repeats`, 10 in the release) to as many copies as HTS-AT's spectrogram image
-    takes (`spec_size * freq_ratio` frames: 1024 >= 1001 for the release); a small config gets fewer copies. A config
-    whose image cannot hold even one second is refused, naming the sizes.
-    """
-    from hf_av.processing.dg_sct import DgSctFeatureExtractor, DgSctImageProcessor, DgSctProcessor
-
-    audio = config.audio_config
-    max_frames = audio.spec_size * (audio.spec_size // audio.num_mel_bins)
-    segment_samples = int(audio.sampling_rate * 1.0)
-    # frames of r tiled seconds (centred STFT): r * segment_samples // hop + 1
-    tile_repeats = min(10, (max_frames - 1) * audio.hop_length // segment_samples)
-    if tile_repeats < 1:
-        raise ValueError(
-            f"DG-SCT audio_config holds {max_frames} spectrogram frames (spec_size {audio.spec_size} x freq_ratio "
-            f"{audio.spec_size // audio.num_mel_bins}), fewer than one 1-s segment gives "
-            f"({segment_samples // audio.hop_length + 1} at {audio.sampling_rate} Hz, hop {audio.hop_length}); "
-            "use a larger spec_size / hop_length or a lower sampling_rate"
-        )
-    size = config.vision_config.image_size
-    size = size if isinstance(size, int) else size[0]
-    feature_extractor = DgSctFeatureExtractor(
-        sampling_rate=audio.sampling_rate,
-        num_segments=config.num_segments,
-        tile_repeats=tile_repeats,
-        n_fft=audio.n_fft,
-        hop_length=audio.hop_length,
-        num_mel_bins=audio.num_mel_bins,
-        f_min=audio.f_min,
-        f_max=audio.f_max,
-    )
-    return DgSctProcessor(feature_extractor=feature_extractor,
-                          image_processor=DgSctImageProcessor(size={"height": size, "width": size}))
-
-
 def processor_for_config(config):
     """The processor matching a config built from scratch (a saved model folder carries its own)."""
     from hf_av.families import get_family, resolve

@@ -31,7 +31,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
-from huggingface_hub.dataclasses import strict
 from torch import nn
 from transformers import ClapAudioConfig, ClapAudioModel
 from transformers.modeling_outputs import BaseModelOutputWithPooling
@@ -44,10 +43,12 @@ from transformers.models.clap.modeling_clap import (
     window_reverse,
 )
 
+from .configuration import strict_config
+
 __all__ = ["HtsatAdapterHost", "HtsatConfig", "HtsatHostStage"]
 
 
-@strict
+@strict_config
 class HtsatConfig(ClapAudioConfig):
     r"""
     HTS-AT audio tower: Transformers' `ClapAudioConfig` plus the spectrogram front-end settings and the switches for

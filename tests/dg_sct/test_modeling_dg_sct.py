@@ -6,7 +6,7 @@ import unittest
 
 import pytest
 import torch
-from huggingface_hub.errors import StrictDataclassClassValidationError
+from modeling.common.configuration import InvalidConfigError
 from transformers import AutoConfig, AutoModel, ClapAudioModel, Swinv2Config, Swinv2Model
 
 from modeling.common.htsat_adapter_host import HtsatAdapterHost, HtsatConfig
@@ -263,10 +263,11 @@ class DgSctModelTest(ModelTesterMixin, unittest.TestCase):
             (dict(latent_token_init="normal"), "latent_token_init"),
             (dict(class_activation_top_k=4), "class_activation_top_k"),
             (dict(num_labels=1), "num_labels"),
+            (dict(num_labels=3, id2label={0: "background", 1: "cat", 2: "dog"}), "background class must be the LAST"),
         ]
         for overrides, message in cases:
             with self.subTest(overrides=overrides):
-                with self.assertRaisesRegex(StrictDataclassClassValidationError, message):
+                with self.assertRaisesRegex(InvalidConfigError, message):
                     tiny_config(**overrides)
 
     def test_config_round_trip(self):
