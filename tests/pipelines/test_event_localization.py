@@ -143,3 +143,22 @@ def test_converted_folder_copy_loads_offline(converted_lavish, tmp_path, clips):
     assert (copy / "README.md").is_file()
     result = pipeline("audio-visual-event-localization", model=str(copy))(str(clips["clip"]))
     assert len(result["segments"]) == 10
+
+
+@pytest.mark.parametrize("model_type, checkpoint, original_config, paper_number", [
+    ("lavish", LAVISH_FIXTURE, None, "81.1"),
+    ("dg-sct", "tests/fixtures/dg-sct/ave_tiny_state_dict.pth", "tests/fixtures/dg-sct/config.json", "82.2"),
+], ids=["lavish", "dg-sct"])
+def test_hf_av_convert_writes_a_card_with_the_papers_numbers(tmp_path, capsys, model_type, checkpoint,
+                                                             original_config, paper_number):
+    from hf_av.cli import main
+
+    out = tmp_path / model_type
+    argv = ["convert", "--model", model_type, "--checkpoint", checkpoint, "--output-dir", str(out),
+            "--original-model", "ave"] + (["--original-config", original_config] if original_config else [])
+    assert main(argv) == 0
+    card = (out / "README.md").read_text()
+    facts = hf_av.get_family(model_type).card
+    assert paper_number in card and facts.paper in card and facts.original_repository in card
+    assert f"license: {facts.license}" in card
+    assert (out / "processor_config.json").is_file() and (out / "model.safetensors").is_file()
