@@ -198,6 +198,29 @@ def _read_original_config(original_config) -> dict | None:
         raise CheckpointConversionError(f"cannot read the original config {path}: {error}") from error
 
 
+def _check_window_masks(state_dict: dict[str, torch.Tensor], model) -> None:
+    """The dropped `attn_mask` buffers must equal the masks the port computes for the configured input size.
+
+    timm builds them for its `img_size` and window; a mismatch means the config (given or inferred) is not the one
+    the checkpoint was built with, which would change the shifted-window attention silently.
+    """
+    stages = model.lavish.backbone.swinv2.encoder.layers
+    for key, mask in state_dict.items():
+        found = re.fullmatch(r"swin\.layers\.(\d+)\.blocks\.(\d+)\.attn_mask", key)
+        if not found:
+            continue
+        layer = stages[int(found.group(1))].blocks[int(found.group(2))]
+        height, width = layer.input_resolution
+        ours = layer.get_attn_mask(height, width, dtype=mask.dtype)
+        if ours is None or ours.shape != mask.shape or not torch.equal(ours, mask):
+            raise CheckpointConversionError(
+                f"{key} {tuple(mask.shape)} does not match the shifted-window mask of the configured backbone "
+                f"(image size {model.config.backbone_config.image_size}, window {layer.window_size}, shift "
+                f"{layer.shift_size}: {None if ours is None else tuple(ours.shape)}); pass the original config "
+                "the checkpoint was built with (--original-config)"
+            )
+
+
 def load_original_model(checkpoint_path, original_config=None):
     """Read an original checkpoint and return `(LavishForAudioVisualEventLocalization, ConversionReport)`.
 
@@ -211,6 +234,7 @@ def load_original_model(checkpoint_path, original_config=None):
     config = config_from_original(original)
     model = LavishForAudioVisualEventLocalization(config)
     converted, report = lavish_key_map().convert(state_dict, expected=model.state_dict())
+    _check_window_masks(state_dict, model)
     model.load_state_dict(converted, strict=True)
     model.eval()
     return model, report

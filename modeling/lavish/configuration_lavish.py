@@ -1,4 +1,5 @@
-"""Configuration of LAVisH (Lin et al., "Vision Transformers are Parameter-Efficient Audio-Visual Learners", CVPR 2023)."""
+"""Configuration of LAVisH (Lin et al., "Vision Transformers are Parameter-Efficient Audio-Visual Learners",
+CVPR 2023)."""
 
 from __future__ import annotations
 
@@ -89,7 +90,9 @@ class LavishConfig(PreTrainedConfig):
     >>> from modeling.lavish import LavishConfig, LavishForAudioVisualEventLocalization
     >>> from transformers import Swinv2Config
 
-    >>> backbone = Swinv2Config(image_size=32, patch_size=2, embed_dim=16, depths=[2, 2], num_heads=[1, 2], window_size=4)
+    >>> backbone = Swinv2Config(
+    ...     image_size=32, patch_size=2, embed_dim=16, depths=[2, 2], num_heads=[1, 2], window_size=4
+    ... )
     >>> config = LavishConfig(backbone_config=backbone, classifier_hidden_size=64)
     >>> model = LavishForAudioVisualEventLocalization(config)
     ```

@@ -228,8 +228,8 @@ class LavishPreTrainedModel(PreTrainedModel):
     input_modalities = ("audio", "video")
     supports_gradient_checkpointing = True
     _no_split_modules = ["LavishAdapterBlock", "Swinv2Stage"]
-    # the backbone's modules are initialised by Swinv2Model's own `_init_weights` (a nested PreTrainedModel: Transformers
-    # dispatches to it), so `_init_weights` below only ever sees the adapters and the head
+    # the backbone's modules are initialised by Swinv2Model's own `_init_weights` (a nested PreTrainedModel:
+    # Transformers dispatches to it), so `_init_weights` below only ever sees the adapters and the head
 
     def _init_weights(self, module: nn.Module) -> None:
         # Leaf modules are initialised one by one: Transformers skips, for out-of-tree code, a module whose own
@@ -438,6 +438,9 @@ class LavishModel(LavishPreTrainedModel):
         return output if return_dict else output.to_tuple()
 
 
+IGNORE_INDEX = -100
+
+
 def event_localization_loss(
     probabilities: torch.Tensor,
     labels: torch.Tensor,
@@ -445,37 +448,43 @@ def event_localization_loss(
 ) -> torch.Tensor:
     """The original AVE loss: `nn.BCELoss` of the softmax probabilities against one-hot segment labels.
 
-    `labels` are class indices `[B, T]` (turned into one-hot) or one-hot / multi-hot `[B, T, num_labels]`. Without
-    `num_items_in_batch` the loss is the mean over all `B * T * num_labels` entries, as the original. With it (passed
-    by `Trainer` for gradient accumulation: the number of label entries of the whole step, i.e. segments for index
-    labels and segment x class entries for one-hot labels) it is the sum divided by the step's entry count, so the
-    micro-batches add up to the full batch's mean.
+    `labels` are class indices `[B, T]` (turned into one-hot; -100 marks a segment without a label, e.g. the padding
+    of hf_av's collator, which is left out) or one-hot / multi-hot `[B, T, num_labels]`. Without
+    `num_items_in_batch` the loss is the mean over the `segments x num_labels` entries, as the original. With it
+    (passed by `Trainer` for gradient accumulation: the label entries of the whole optimisation step, i.e. labelled
+    segments for index labels and segment x class entries for one-hot labels) it is the sum divided by the step's
+    entry count, so the micro-batches add up to the full batch's mean.
     """
     num_labels = probabilities.shape[-1]
-    if labels.dtype in (torch.int64, torch.int32, torch.int16, torch.uint8):
-        if labels.shape != probabilities.shape[:-1]:
-            raise ValueError(
-                f"Class-index labels must have shape (batch, segments) = {tuple(probabilities.shape[:-1])}, "
-                f"got {tuple(labels.shape)}."
-            )
-        if labels.min() < 0 or labels.max() >= num_labels:
-            raise ValueError(f"Class-index labels must be in [0, {num_labels}), got values {labels.min()}..{labels.max()}.")
-        targets = nn.functional.one_hot(labels.long(), num_labels).to(probabilities.dtype)
-        entries_per_item = num_labels
-    else:
+    if labels.dtype.is_floating_point:
         if labels.shape != probabilities.shape:
             raise ValueError(
                 f"One-hot labels must have shape (batch, segments, num_labels) = {tuple(probabilities.shape)}, "
                 f"got {tuple(labels.shape)}."
             )
-        targets = labels.to(probabilities.dtype)
-        entries_per_item = 1
+        entries = nn.functional.binary_cross_entropy(probabilities, labels.to(probabilities.dtype), reduction="sum")
+        count, entries_per_item = labels.numel(), 1
+    else:
+        if labels.shape != probabilities.shape[:-1]:
+            raise ValueError(
+                f"Class-index labels must have shape (batch, segments) = {tuple(probabilities.shape[:-1])}, "
+                f"got {tuple(labels.shape)} (one label per segment: frame t with audio second t)."
+            )
+        labelled = labels != IGNORE_INDEX
+        if ((labels[labelled] < 0) | (labels[labelled] >= num_labels)).any():
+            raise ValueError(
+                f"Class-index labels must be in [0, {num_labels}) or {IGNORE_INDEX} (no label), got values "
+                f"{labels.min().item()}..{labels.max().item()}."
+            )
+        targets = nn.functional.one_hot(labels.clamp(min=0).long(), num_labels).to(probabilities.dtype)
+        per_entry = nn.functional.binary_cross_entropy(probabilities, targets, reduction="none")
+        entries = (per_entry * labelled.unsqueeze(-1).to(per_entry.dtype)).sum()
+        count, entries_per_item = int(labelled.sum()) * num_labels, num_labels
     if num_items_in_batch is None:
-        return nn.functional.binary_cross_entropy(probabilities, targets)
+        return entries / max(count, 1)
     if torch.is_tensor(num_items_in_batch):
         num_items_in_batch = num_items_in_batch.to(probabilities.device)
-    total = nn.functional.binary_cross_entropy(probabilities, targets, reduction="sum")
-    return total / (num_items_in_batch * entries_per_item)
+    return entries / (num_items_in_batch * entries_per_item)
 
 
 class LavishForAudioVisualEventLocalization(LavishPreTrainedModel):

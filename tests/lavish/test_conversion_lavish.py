@@ -117,7 +117,8 @@ def test_parity_with_the_original(converted, case):
 
 def test_output_folder(converted):
     folder = converted / "tiny"
-    assert {"config.json", "model.safetensors", "README.md", "processor_config.json"} <= {p.name for p in folder.iterdir()}
+    files = {p.name for p in folder.iterdir()}
+    assert {"config.json", "model.safetensors", "README.md", "processor_config.json"} <= files
     card = (folder / "README.md").read_text()
     assert "library_name: hf_av" in card and "license: mit" in card and "adapter_token_downsampler" not in card
     config = json.loads((folder / "config.json").read_text())
@@ -168,7 +169,8 @@ def test_script_as_subprocess_without_original_config(tmp_path, converted):
         capture_output=True, text=True, timeout=300, cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
-    ours, theirs = load_file(tmp_path / "out" / "model.safetensors"), load_file(converted / "tiny" / "model.safetensors")
+    ours = load_file(tmp_path / "out" / "model.safetensors")
+    theirs = load_file(converted / "tiny" / "model.safetensors")
     assert ours.keys() == theirs.keys()
     assert all(torch.equal(ours[key], theirs[key]) for key in ours)
 
@@ -192,3 +194,13 @@ def test_bad_checkpoints_raise_naming_the_problem(tmp_path):
         from hf_av.conversion.lavish import config_from_original
 
         config_from_original(config)
+
+
+def test_window_masks_of_the_checkpoint_must_match_the_config(tmp_path):
+    """The dropped attn_mask buffers are checked against the port's masks: a wrong image size is caught."""
+    from hf_av.conversion.lavish import load_original_model
+
+    config = json.loads((FIXTURES / "config.json").read_text())
+    config["swin"]["img_size"] = 48  # 24 x 24 tokens: other masks than the checkpoint's 16 x 16 grid
+    with pytest.raises(CheckpointConversionError, match="attn_mask"):
+        load_original_model(FIXTURES / "lavish_ave_tiny.pth", config)

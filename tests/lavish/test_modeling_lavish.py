@@ -311,3 +311,15 @@ def test_from_pretrained_backbone_base_model_skips_head_patterns(tmp_path):
     Swinv2Model(tiny_backbone()).save_pretrained(tmp_path)
     model = LavishModel.from_pretrained_backbone(tmp_path, adapter_reduction_factor=4)
     assert model.trainable_report.trainable == sum(p.numel() for n, p in model.named_parameters() if "adapter" in n)
+
+
+def test_unlabelled_segments_are_left_out_of_the_loss():
+    """hf_av's collator pads segment labels with -100: those segments do not count (Trainer counts them out too)."""
+    generator = torch.Generator().manual_seed(1)
+    probabilities = torch.rand(2, 3, 5, generator=generator).softmax(-1)
+    labels = torch.tensor([[0, 4, -100], [1, -100, -100]])
+    kept = torch.tensor([[True, True, False], [True, False, False]])
+    expected = torch.nn.BCELoss()(probabilities[kept], torch.nn.functional.one_hot(labels[kept], 5).float())
+    torch.testing.assert_close(event_localization_loss(probabilities, labels), expected)
+    items = int((labels != -100).sum())
+    torch.testing.assert_close(event_localization_loss(probabilities, labels, items), expected)
