@@ -257,3 +257,35 @@ def test_segment_labels_must_match_the_processor_segments(manifest, tmp_path, mo
                                          r"clip into 3 segments"):
         build_trainer(_job(bad, model_type, eval_manifest=None), _args(tmp_path / "out"))
     assert os.path.exists(manifest)
+
+
+def test_evaluation_agrees_with_the_pipeline_on_the_trained_folder(trained, manifest):
+    """The training run's segment accuracy equals the one of the pipeline's per-segment labels on the same clips."""
+    from transformers import pipeline
+
+    from hf_av.training import read_manifests
+
+    model_type, out, results, _ = trained
+    localizer = pipeline("audio-visual-event-localization", model=str(out))
+    label2id = localizer.model.config.label2id
+    correct = total = 0
+    for row in read_manifests(str(manifest)):
+        predicted = [segment["label_id"] for segment in localizer(row["path"])["segments"]]
+        reference = [label2id[name] for name in row["segment_labels"]]
+        correct += sum(p == r for p, r in zip(predicted, reference, strict=True))
+        total += len(reference)
+    assert results["metrics"]["segment_accuracy"] == pytest.approx(correct / total, abs=1e-9)
+
+
+@pytest.mark.parametrize("model_type, head", [("lavish", {"classifier."}),
+                                              ("dg-sct", {"temporal_attention.", "event_head."})])
+def test_head_learning_rate_multiplier_scales_the_whole_head(manifest, tmp_path, model_type, head):
+    trainer, _ = build_trainer(_job(manifest, model_type, eval_manifest=None, head_learning_rate_multiplier=10.0),
+                               _args(tmp_path / "out", learning_rate=1e-3))
+    optimizer = trainer.create_optimizer()
+    head_params = {id(p) for n, p in trainer.model.named_parameters() if n.startswith(tuple(head)) and p.requires_grad}
+    for group in optimizer.param_groups:
+        in_head = {id(p) in head_params for p in group["params"]}
+        assert len(in_head) == 1  # a group is all head or no head
+        assert group["lr"] == pytest.approx(1e-2 if in_head.pop() else 1e-3)
+    assert head_params
