@@ -252,7 +252,9 @@ def trained_model_card(config, results: dict, model_class_name: str = "") -> Mod
         license=facts.license,
         pipeline_tag=_TRAINED_PIPELINE_TAGS.get(job.get("task"), "feature-extraction"),
         tags=list(facts.tags),
-        base_model=start if start and "/" in start and not Path(start).exists() else None,
+        # a Hub id (not a local folder) is the card's base model: the start folder, else the (visual) backbone
+        base_model=next((source for source in (start, job.get("backbone_name_or_path"))
+                         if source and "/" in source and not Path(source).exists()), None),
         sections=sections,
     )
 

@@ -289,3 +289,21 @@ def test_head_learning_rate_multiplier_scales_the_whole_head(manifest, tmp_path,
         assert len(in_head) == 1  # a group is all head or no head
         assert group["lr"] == pytest.approx(1e-2 if in_head.pop() else 1e-3)
     assert head_params
+
+
+def test_trained_card_of_a_model_built_around_hub_backbones():
+    from hf_av.hub.model_card import render_model_card, trained_model_card
+    from tests.pipelines._event_localization_models import tiny_config
+
+    results = {
+        "job": {"task": "event-localization", "train_manifest": "ave/train.csv", "eval_manifest": None,
+                "backbone_name_or_path": "microsoft/swinv2-large-patch4-window12-192-22k",
+                "audio_backbone_name_or_path": "some-org/htsat-audioset"},
+        "trainable_parameters": {"trainable": 1_000, "total": 100_000, "patterns": ["*cross_modal_blocks.*"]},
+        "metrics": {"segment_accuracy": 0.5},
+    }
+    card = str(render_model_card(trained_model_card(tiny_config("dg-sct"), results, "DgSctForAudioVisualEventLocalization")))
+    assert "base_model: microsoft/swinv2-large-patch4-window12-192-22k" in card
+    assert "`some-org/htsat-audioset` (audio)" in card and "frozen; adapters and head newly initialised" in card
+    assert "Trainable parameters: 1,000 of 100,000 (1.00%)" in card and "segment_accuracy = 0.5" in card
+    assert "82.2" in card and "pipeline_tag: video-classification" in card
