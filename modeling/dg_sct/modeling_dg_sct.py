@@ -397,9 +397,8 @@ class DgSctModel(DgSctPreTrainedModel):
 
     def __init__(self, config: DgSctConfig):
         super().__init__(config)
-        # timm_window_mask: the original runs timm 0.6 Swin-V2, which adds the shifted-window mask once.
-        self.visual_backbone = Swinv2AdapterHost(config.vision_config, timm_window_mask=True)
-        self.audio_backbone = HtsatAdapterHost(config.audio_config)
+        # The DG-SCT blocks are registered first: they are the checkpointed layers (the backbones' own stages are
+        # stepped block by block, never called whole), and Transformers' tests look for the first such layer.
         blocks = []
         for stage, audio_depth in enumerate(config.audio_config.depths):
             visual_width = config.vision_config.embed_dim * 2**stage
@@ -415,6 +414,9 @@ class DgSctModel(DgSctPreTrainedModel):
                     )
                 )
         self.cross_modal_blocks = nn.ModuleList(blocks)
+        # timm_window_mask: the original runs timm 0.6 Swin-V2, which adds the shifted-window mask once.
+        self.visual_backbone = Swinv2AdapterHost(config.vision_config, timm_window_mask=True)
+        self.audio_backbone = HtsatAdapterHost(config.audio_config)
         self.post_init()
 
     def get_input_embeddings(self):
@@ -448,8 +450,22 @@ class DgSctModel(DgSctPreTrainedModel):
 
         visual, visual_dims = visual_backbone.embed(frames)
         audio, audio_dims = audio_backbone.embed(spectrogram)
-        visual_states = [visual] if output_hidden_states else None
-        audio_states = [audio] if output_hidden_states else None
+        visual_states = [] if output_hidden_states else None
+        audio_states = [] if output_hidden_states else None
+
+        def per_segment(tensor):
+            return tensor.reshape(batch_size, num_segments, *tensor.shape[1:])
+
+        def record(states, tensor):
+            """Keep `tensor` as `[batch, segments, ...]` and continue from that very tensor (so a gradient asked of
+            a recorded state reaches it)."""
+            if states is None:
+                return tensor
+            states.append(per_segment(tensor))
+            return states[-1].flatten(0, 1)
+
+        visual = record(visual_states, visual)
+        audio = record(audio_states, audio)
 
         visual_attentions = [] if output_attentions else None
         audio_attentions = [] if output_attentions else None
@@ -479,20 +495,17 @@ class DgSctModel(DgSctPreTrainedModel):
                 if output_attentions:
                     visual_attentions.append(attentions)
                     audio_attentions.append(audio_attention)
-            if output_hidden_states:
-                last_stage = not visual_stage.has_downsample
-                visual_states.append(visual_backbone.final_norm(visual) if last_stage else visual)
-                audio_states.append(audio)
+            if visual_stage.has_downsample:  # the last visual stage is recorded after the final norm
+                visual = record(visual_states, visual)
+            audio = record(audio_states, audio)
             visual, visual_dims = visual_backbone.downsample(visual_stage, visual, visual_dims)
             audio, audio_dims = audio_backbone.downsample(audio_stage, audio, audio_dims)
 
-        visual = visual_backbone.final_norm(visual)  # the audio tower's final norm is not applied (original)
+        # The audio tower's final norm is not applied (original).
+        visual = record(visual_states, visual_backbone.final_norm(visual))
         # Pooling with the spatial maps of the last DG-SCT pair (computed before the last visual MLP half).
         visual_pooled = torch.bmm(visual_map.unsqueeze(1), visual).squeeze(1)
         audio_pooled = torch.bmm(audio_map.unsqueeze(1), audio).squeeze(1)
-
-        def per_segment(tensor):
-            return tensor.reshape(batch_size, num_segments, *tensor.shape[1:])
 
         output = DgSctModelOutput(
             audio_pooler_output=per_segment(audio_pooled),
@@ -501,8 +514,8 @@ class DgSctModel(DgSctPreTrainedModel):
             visual_last_hidden_state=per_segment(visual),
             audio_attention_map=per_segment(audio_map),
             visual_attention_map=per_segment(visual_map),
-            audio_hidden_states=tuple(per_segment(s) for s in audio_states) if output_hidden_states else None,
-            visual_hidden_states=tuple(per_segment(s) for s in visual_states) if output_hidden_states else None,
+            audio_hidden_states=tuple(audio_states) if output_hidden_states else None,
+            visual_hidden_states=tuple(visual_states) if output_hidden_states else None,
             audio_attentions=tuple(audio_attentions) if output_attentions else None,
             visual_attentions=tuple(visual_attentions) if output_attentions else None,
         )
