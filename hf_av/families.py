@@ -302,7 +302,57 @@ LAVISH = ModelFamily(
     processor_for_config="hf_av.conversion.lavish.lavish_processor_for_config",
 )
 
-FAMILIES: Mapping[str, ModelFamily] = MappingProxyType({row.model_type: row for row in (CAV_MAE, LAVISH)})
+DG_SCT = ModelFamily(
+    model_type="dg-sct",
+    name="DG-SCT",
+    config="modeling.dg_sct.DgSctConfig",
+    models={
+        "AutoModel": "modeling.dg_sct.DgSctModel",
+        "AutoModelForAudioVisualEventLocalization": "modeling.dg_sct.DgSctForAudioVisualEventLocalization",
+    },
+    feature_extractor="hf_av.processing.dg_sct.DgSctFeatureExtractor",
+    image_processor="hf_av.processing.dg_sct.DgSctImageProcessor",
+    processor="hf_av.processing.dg_sct.DgSctProcessor",
+    converter=ConverterSpec(
+        function="hf_av.conversion.dg_sct.convert_dg_sct_checkpoint",
+        original_kinds=("ave",),
+        checkpoint_format="PyTorch .pt (plain MMIL_Net state dict)",
+        script="conversion_scripts/convert_dg_sct_original_to_hf.py",
+    ),
+    card=CardFacts(
+        paper_title="Cross-modal Prompts: Adapting Large Pre-trained Models for Audio-Visual Downstream Tasks",
+        authors_venue="Duan et al., NeurIPS 2023",
+        paper="https://arxiv.org/abs/2311.05152",
+        original_repository="https://github.com/haoyi-duan/DG-SCT",
+        license="unknown",
+        license_text=(
+            "The original repository (https://github.com/haoyi-duan/DG-SCT) states no licence for its code or "
+            "weights; the frozen backbones come from Swin-V2 (timm, MIT) and HTS-AT (MIT). Check with the authors "
+            "before redistributing converted weights."
+        ),
+        citation=(
+            "@inproceedings{duan2023cross,\n  title={Cross-modal Prompts: Adapting Large Pre-trained Models for "
+            "Audio-Visual Downstream Tasks},\n  author={Duan, Haoyi and Xia, Yan and Zhou, Mingze and Tang, Li and "
+            "Zhu, Jieming and Zhao, Zhou},\n  booktitle={NeurIPS},\n  year={2023}\n}"
+        ),
+        tags=("audio-visual", "dg-sct", "event-localization", "ave"),
+        paper_results=PaperTable(
+            title="Paper results (DG-SCT, Swin-V2-L + HTS-AT)",
+            columns=("task", "metric", "value"),
+            rows=(
+                ("AVE event localisation", "accuracy", 82.2),
+                ("AVVP (LLP) segment-level event", "F-score", 57.0),
+                ("AVS S4", "mIoU", 80.9),
+                ("MUSIC-AVQA", "average accuracy", 74.8),
+            ),
+        ),
+        card_builder="hf_av.conversion.dg_sct.dg_sct_model_card",
+    ),
+    tasks={"event-localization": "DgSctForAudioVisualEventLocalization"},
+    processor_for_config="hf_av.conversion.dg_sct.processor_for_config",
+)
+
+FAMILIES: Mapping[str, ModelFamily] = MappingProxyType({row.model_type: row for row in (CAV_MAE, LAVISH, DG_SCT)})
 
 
 def get_family(model_type: str) -> ModelFamily:
