@@ -122,6 +122,9 @@ class LavishConfig(PreTrainedConfig):
     initializer_range: float = 0.02
 
     def __post_init__(self, **kwargs):
+        # a plain dict of Swin-V2 fields (no "model_type") is a Swin-V2 config: the only backbone ported
+        if isinstance(self.backbone_config, dict) and "model_type" not in self.backbone_config:
+            self.backbone_config = {**self.backbone_config, "model_type": "swinv2"}
         if self.id2label is None and kwargs.get("num_labels") is None:
             kwargs["num_labels"] = 29
         if isinstance(self.trainable_parameters, tuple):

@@ -310,8 +310,12 @@ class LavishPreTrainedModel(PreTrainedModel):
         return model
 
 
-def _split_segments(input_values: torch.Tensor, pixel_values: torch.Tensor, num_channels: int):
-    """Check shapes and flatten segments into the batch: audio -> `[B*T, C, time, mel]`, frames -> `[B*T, C, H, W]`."""
+def _split_segments(input_values: torch.Tensor, pixel_values: torch.Tensor, num_channels: int, image_size):
+    """Check shapes and flatten segments into the batch: audio -> `[B*T, C, time, mel]`, frames -> `[B*T, C, H, W]`.
+
+    Frames and spectrogram images must both be the backbone's `image_size`: the original (timm) refuses other sizes
+    and the shifted-window masks are built for it.
+    """
     if input_values is None or pixel_values is None:
         raise ValueError(
             "LAVisH needs both `input_values` (spectrograms) and `pixel_values` (frames): its adapters fuse the two "
@@ -334,6 +338,17 @@ def _split_segments(input_values: torch.Tensor, pixel_values: torch.Tensor, num_
         raise ValueError(
             f"input_values and pixel_values must have the same (batch, segments): got {tuple(input_values.shape[:2])} "
             f"and {tuple(pixel_values.shape[:2])} (segment t of the audio pairs with frame t)."
+        )
+    height, width = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    if tuple(pixel_values.shape[-2:]) != (height, width):
+        raise ValueError(
+            f"Expected frames of {height}x{width} pixels (the backbone's image_size), "
+            f"got {pixel_values.shape[-2]}x{pixel_values.shape[-1]}."
+        )
+    if tuple(input_values.shape[-2:]) != (height, width):
+        raise ValueError(
+            f"Got a spectrogram of {input_values.shape[-2]} frames x {input_values.shape[-1]} mel bins; expected "
+            f"{height} frames x {width} mel bins (the backbone's image_size, what LavishFeatureExtractor produces)."
         )
     batch_size, num_segments = pixel_values.shape[:2]
     # the spectrogram is a one-channel image repeated to the backbone's channels (rows = time, columns = mel bins)
@@ -386,7 +401,7 @@ class LavishModel(LavishPreTrainedModel):
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         host = self.backbone
         audio, frames, batch_size, num_segments = _split_segments(
-            input_values, pixel_values, host.config.num_channels
+            input_values, pixel_values, host.config.num_channels, host.config.image_size
         )
 
         # inputs follow the model's dtype (e.g. float32 features into a bfloat16 model)

@@ -262,11 +262,12 @@ def test_bad_inputs_are_refused():
         model(**inputs, labels=torch.zeros(2, 2, 3))
 
 
-def test_other_input_size_than_configured_is_padded_like_transformers():
+def test_other_input_size_than_configured_is_refused_as_the_original():
+    # timm refuses inputs of another size than the backbone's img_size, and LavishProcessor produces that size:
+    # another size means other preprocessing, so it is an error naming both sizes instead of a padded guess.
     model = LavishModel(tiny_config()).eval()
-    with torch.no_grad():
-        output = model(**tiny_inputs(size=20))
-    assert output.visual_last_hidden_state.shape == (4, 100, 16)
+    with pytest.raises(ValueError, match=r"Expected frames of .* got 20x20"):
+        model(**tiny_inputs(size=20))
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -86,11 +86,11 @@ def test_segment_label_ids_must_be_classes(family, request):
 @pytest.mark.parametrize("delta", [+8, -8], ids=["larger", "smaller"])
 def test_wrong_frame_size_is_named(family, request, delta):
     model_type, model, inputs = family
-    request.applymarker(pytest.mark.xfail(strict=True, reason=(
-        "LAVisH runs any frame size through Swin-V2 silently (config says image_size must be the frame size); "
-        "DG-SCT crashes in a Linear ('mat1 and mat2 shapes cannot be multiplied'): both need a pixel_values "
-        "height/width == image_size check naming the two"
-    )))
+    if model_type == "dg-sct":
+        request.applymarker(pytest.mark.xfail(strict=True, reason=(
+            "DG-SCT crashes in a Linear ('mat1 and mat2 shapes cannot be multiplied'): needs a pixel_values "
+            "height/width == image_size check naming the two"
+        )))
     size = inputs["pixel_values"].shape[-1] + delta
     frames = torch.randn(2, SEGMENTS, 3, size, size)
     with pytest.raises(ValueError, match=rf"{size}.*{size - delta}|{size - delta}.*{size}"):
@@ -107,10 +107,6 @@ def test_wrong_channel_count_is_named(family):
 # ------------------------------------------------------------------------------------------------ spectrogram shape
 def test_wrong_mel_bins_are_named(family, request):
     model_type, model, inputs = family
-    if model_type == "lavish":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "LavishModel runs a spectrogram of any (time, mel) size; needs a check that both equal the backbone's "
-            "image_size (what LavishFeatureExtractor produces)")))
     audio = inputs["input_values"]
     bad = torch.randn(*audio.shape[:-1], audio.shape[-1] + 3)
     with pytest.raises(ValueError, match=rf"{audio.shape[-1] + 3} mel bins.*{audio.shape[-1]}"):
@@ -119,9 +115,6 @@ def test_wrong_mel_bins_are_named(family, request):
 
 def test_too_many_spectrogram_frames_are_named(family, request):
     model_type, model, inputs = family
-    if model_type == "lavish":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "LavishModel runs a spectrogram of any (time, mel) size; needs a check against image_size")))
     audio = inputs["input_values"]
     bad = torch.randn(audio.shape[0], audio.shape[1], audio.shape[2] * 2, audio.shape[3])
     with pytest.raises(ValueError, match=rf"{audio.shape[2] * 2} .*frames"):
@@ -185,3 +178,11 @@ def test_manifest_segment_labels_must_match_the_processor(model_type, tmp_path):
     with pytest.raises(ValueError, match=rf"clip0\.mp4\): 2 segment labels, but the processor cuts every clip into "
                                          rf"{SEGMENTS} segments"):
         build_trainer(job, args)
+
+
+def test_lavish_backbone_dict_without_model_type_is_swinv2():
+    from hf_av import LavishConfig
+
+    fields = {"embed_dim": 32, "depths": [1, 1], "num_heads": [1, 2], "image_size": 32, "window_size": 4}
+    config = LavishConfig(backbone_config=fields, adapter_conv_groups=1)
+    assert config.backbone_config.model_type == "swinv2" and config.backbone_config.embed_dim == 32
