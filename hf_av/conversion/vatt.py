@@ -91,15 +91,26 @@ def _batch_norm(source: str, target: str) -> list:
     ]
 
 
+def _block_norm_suffix() -> str:
+    """`".default"` while the shared `TransformerBlock` keeps its LayerNorms in named sets (`layernorm_before.default`),
+    `""` once it is the plain pre-norm block (`layernorm_before`): the key map follows the block it converts into."""
+    import inspect
+
+    from modeling.common.layers import TransformerBlock
+
+    return ".default" if "norm_sets" in inspect.signature(TransformerBlock.__init__).parameters else ""
+
+
 def _transformer_rules(source: str, target: str) -> list:
     """`TransformerEncoder` (`tx`) of ViT / WaT / UT -> `VattEncoder` (shared `TransformerBlock` layers)."""
     layer, out = rf"{source}/layers/(\d+)", rf"{target}.layers.\1"
+    suffix = _block_norm_suffix()
     return [
-        *_layer_norm(f"{layer}/layer_norm", f"{out}.layernorm_before.default"),
+        *_layer_norm(f"{layer}/layer_norm", f"{out}.layernorm_before{suffix}"),
         concat([f"{layer}/mha/{p}/kernel" for p in "qkv"], f"{out}.attention.qkv.weight", dim=0, transform=transpose),
         concat([f"{layer}/mha/{p}/bias" for p in "qkv"], f"{out}.attention.qkv.bias", dim=0),
         *_dense(f"{layer}/mha/o", f"{out}.attention.proj"),
-        *_layer_norm(f"{layer}/feed_forward/layer_norm", f"{out}.layernorm_after.default"),
+        *_layer_norm(f"{layer}/feed_forward/layer_norm", f"{out}.layernorm_after{suffix}"),
         *_dense(f"{layer}/feed_forward/mlp/wi", f"{out}.mlp.fc1"),
         *_dense(f"{layer}/feed_forward/mlp/wo", f"{out}.mlp.fc2"),
         *_layer_norm(f"{source}/final_layer_norm", f"{target}.layernorm"),
@@ -213,22 +224,26 @@ def key_map(kind: str) -> KeyMap:
 # ---------------------------------------------------------------------------------------------------------------------
 # Reading and recognising checkpoints
 # ---------------------------------------------------------------------------------------------------------------------
-def read_checkpoint(prefix: str | Path) -> dict[str, np.ndarray]:
-    """Model variables of a TF2 checkpoint `PATH/ckpt-N` as `{attribute path: array}` (wrapper stripped)."""
-    from .tf_checkpoint import read_tf_checkpoint
+def read_checkpoint(prefix: str | Path) -> tuple[dict[str, np.ndarray], ConversionReport]:
+    """Model variables of a TF2 checkpoint `PATH/ckpt-N` as `{attribute path: array}` (wrapper stripped), read with
+    the toolkit's tensor-bundle reader, and its report of the entries left out (optimizer slots and state, save
+    counter, object graph)."""
+    from .tf_checkpoint import load_tf_checkpoint
 
-    variables = read_tf_checkpoint(prefix)
-    return strip_variable_names(variables)
+    variables, report = load_tf_checkpoint(prefix)
+    return strip_variable_names(variables), report
 
 
 def strip_variable_names(variables: dict[str, Any]) -> dict[str, Any]:
-    """`model/layer_with_weights-0/<path>/.ATTRIBUTES/VARIABLE_VALUE` -> `<path>`; other keys stay as they are
+    """`model/layer_with_weights-0/<path>[/.ATTRIBUTES/VARIABLE_VALUE]` -> `<path>`; other keys stay as they are
     (the key map drops optimizer slots and bookkeeping by name, and names anything else as unknown)."""
     stripped = {}
     for key, value in variables.items():
         name = key
-        if name.startswith(_MODEL_PREFIX) and name.endswith(_VALUE_SUFFIX):
-            name = name[len(_MODEL_PREFIX): -len(_VALUE_SUFFIX)]
+        if name.startswith(_MODEL_PREFIX) and ".OPTIMIZER_SLOT" not in name:
+            name = name[len(_MODEL_PREFIX):]
+            if name.endswith(_VALUE_SUFFIX):
+                name = name[: -len(_VALUE_SUFFIX)]
         stripped[name] = value
     return stripped
 
@@ -567,7 +582,10 @@ def load_original_model(
     weights strictly (fp32, eval mode). Returns `(model, kind, report)`."""
     import modeling.vatt as vatt_modeling
 
-    variables = strip_variable_names(checkpoint) if isinstance(checkpoint, dict) else read_checkpoint(checkpoint)
+    if isinstance(checkpoint, dict):
+        variables, read_report = strip_variable_names(checkpoint), ConversionReport("variables")
+    else:
+        variables, read_report = read_checkpoint(checkpoint)
     kind = infer_original_kind(variables)
     if original_model is not None:
         if original_model not in ORIGINAL_KINDS:
@@ -586,7 +604,7 @@ def load_original_model(
     converted, report = convert_variables(variables, kind, model)
     model.load_state_dict(converted, strict=True)
     model.eval()
-    return model, kind, report
+    return model, kind, read_report.merge(report)
 
 
 def _save_processor(config, output_dir: Path, vocab_file: str | Path | None = None) -> None:
