@@ -22,7 +22,6 @@ Layout (names here -> attribute paths of the original checkpoints, see `hf_av.co
 Every pooled representation is the AGG token (index 0); nothing is mean-pooled.
 """
 
-from __future__ import annotations
 
 import math
 from dataclasses import dataclass
@@ -863,6 +862,11 @@ class VattModel(VattPreTrainedModel):
 
     @staticmethod
     def _audio_views(input_values: torch.Tensor) -> torch.Tensor:
+        if input_values.dim() == 3 and input_values.shape[-1] == 1 and input_values.shape[1] > 1:
+            raise ValueError(
+                f"input_values of shape {tuple(input_values.shape)} looks like the original TF layout [batch, samples, "
+                "1]; pass the waveform as [batch, samples]"
+            )
         if input_values.dim() == 3:
             if input_values.shape[1] != 1:
                 raise ValueError(
@@ -1149,6 +1153,8 @@ class _VattClassifierBase(VattPreTrainedModel):
         )
         views = None
         single_view_dims = 5 if self._modality == "visual" else 2
+        if self._modality == "audio" and values.dim() == 3 and values.shape[-1] == 1 and values.shape[1] > 1:
+            values = VattModel._audio_views(values)  # raises the TF-layout error
         if values.dim() == single_view_dims + 1:
             views = values.shape[1]
             values = values.reshape(-1, *values.shape[2:])
