@@ -697,9 +697,9 @@ class VattModel(VattPreTrainedModel):
     """VATT towers and common-space heads: token features, AGG embeddings, joint-space embeddings, similarities.
 
     `forward(pixel_values, input_values, input_ids)`: each given modality runs through its tower (the modality-
-    specific towers, or the shared Transformer of the modality-agnostic model, once per modality). With the video
-    and another modality present the FAC heads map them into the common spaces and the similarity logits are
-    returned. Only the towers in `config.modalities` exist (a converted video classifier has no audio or text tower).
+    specific towers, or the shared Transformer of the modality-agnostic model, once per modality) and the FAC heads
+    map its AGG token into the common spaces (video: both spaces; audio: video-audio; text: video-text); when the
+    video and another modality are both given, their similarity logits are returned too. Only the towers in `config.modalities` exist (a converted video classifier has no audio or text tower).
 
     Input sizes: `pixel_values` `[B, T, 3, H, W]` (one view, values in [-1, 1]; VATT trained on 32 x 224 x 224),
     `input_values` `[B, samples]` (raw 48 kHz waveform, 153600 samples), `input_ids` `[B, N]` or `[B, L, N]`
@@ -914,24 +914,27 @@ class VattModel(VattPreTrainedModel):
                 attention_mask = attention_mask.reshape(input_ids.shape) if attention_mask is not None else None
             text = self.encode_text(input_ids, attention_mask, output_hidden_states, output_attentions)
 
+        # joint-space embeddings of every given modality this model has a head for; similarities of given pairs
         video_audio = video_text = audio_embeds = text_embeds = None
         logits_video_audio = logits_video_text = None
-        if video is not None and (audio is not None or text is not None):
+        if video is not None and getattr(self, "video_audio_projection", None) is not None:
             video_audio, video_text = self.project_video(video.pooler_output)
-        if audio is not None and video is not None:
-            audio_embeds = self._check_heads("audio_projection")(audio.pooler_output)
+        if audio is not None and getattr(self, "audio_projection", None) is not None:
+            audio_embeds = self.audio_projection(audio.pooler_output)
+        if text is not None and getattr(self, "text_projection", None) is not None:
+            text_embeds = self.text_projection(text.pooler_output)
+        if video_audio is not None and audio_embeds is not None:
             logits_video_audio = self._similarity(video_audio, audio_embeds)
-        if text is not None and video is not None:
-            text_embeds = self._check_heads("text_projection")(text.pooler_output)
+        if video_text is not None and text_embeds is not None:
             logits_video_text = self._similarity(video_text, text_embeds)
-            if narrations is not None:
-                text_embeds = text_embeds.reshape(-1, narrations, text_embeds.shape[-1])
+        if text_embeds is not None and narrations is not None:
+            text_embeds = text_embeds.reshape(-1, narrations, text_embeds.shape[-1])
 
         output = VattModelOutput(
             logits_per_video_audio=logits_video_audio,
             logits_per_video_text=logits_video_text,
             video_audio_embeds=video_audio,
-            video_text_embeds=video_text if text is not None else None,
+            video_text_embeds=video_text,
             audio_embeds=audio_embeds,
             text_embeds=text_embeds,
             video_last_hidden_state=video.last_hidden_state if video is not None else None,
@@ -1179,6 +1182,13 @@ class _VattClassifierBase(VattPreTrainedModel):
     def loss_function(self):
         return vatt_classification_loss
 
+    def _loss_kwargs(self, kwargs: dict):
+        """`num_items_in_batch` (passed by `Trainer`); any other keyword is a mistake (e.g. the other modality)."""
+        unknown = sorted(set(kwargs) - {"num_items_in_batch"})
+        if unknown:
+            raise TypeError(f"{type(self).__name__}.forward got unexpected keyword arguments {unknown}")
+        return kwargs.get("num_items_in_batch")
+
 
 class VattForVideoClassification(_VattClassifierBase):
     """Video classifier of the original fine-tuning (`VideoModel`): dropout 0.5 and a Linear on the video tower's AGG
@@ -1205,10 +1215,10 @@ class VattForVideoClassification(_VattClassifierBase):
         pixel_values (`torch.FloatTensor` of shape `[batch, frames, 3, H, W]` or `[batch, views, frames, 3, H, W]`):
             frames in [-1, 1] (`VattVideoProcessor` output).
         labels (`torch.LongTensor` of shape `[batch]`, *optional*): class indices; adds the cross-entropy loss.
-        kwargs: `num_items_in_batch` from `Trainer` (exact gradient accumulation); other keys are ignored.
+        kwargs: `num_items_in_batch` from `Trainer` (exact gradient accumulation); other keywords are refused.
         """
         return self._classify(pixel_values, labels, output_hidden_states, output_attentions, return_dict,
-                              kwargs.get("num_items_in_batch"))
+                              self._loss_kwargs(kwargs))
 
 
 class VattForAudioClassification(_VattClassifierBase):
@@ -1236,10 +1246,10 @@ class VattForAudioClassification(_VattClassifierBase):
             waveform (`VattFeatureExtractor` output).
         labels (`torch.FloatTensor` of shape `[batch, num_labels]`, *optional*): 0/1 per class; adds the binary
             cross-entropy loss.
-        kwargs: `num_items_in_batch` from `Trainer` (exact gradient accumulation); other keys are ignored.
+        kwargs: `num_items_in_batch` from `Trainer` (exact gradient accumulation); other keywords are refused.
         """
         return self._classify(input_values, labels, output_hidden_states, output_attentions, return_dict,
-                              kwargs.get("num_items_in_batch"))
+                              self._loss_kwargs(kwargs))
 
 
 __all__ = [

@@ -306,6 +306,11 @@ def test_feature_accessors_return_joint_space_embeddings():
     expected = torch.nn.functional.normalize(out.video_audio_embeds, dim=-1) @ \
         torch.nn.functional.normalize(out.audio_embeds, dim=-1).T / 0.07
     torch.testing.assert_close(out.logits_per_video_audio, expected)
+    # one modality alone still gets its joint-space embedding (e.g. text queries for retrieval)
+    with torch.no_grad():
+        text_only = model(input_ids=inputs["input_ids"])
+    torch.testing.assert_close(text_only.text_embeds, out.text_embeds)
+    assert text_only.logits_per_video_text is None and text_only.video_audio_embeds is None
     # the padding mask defaults to ids != 0, as the original
     with torch.no_grad():
         explicit = model.get_text_features(inputs["input_ids"], attention_mask=(inputs["input_ids"] != 0).long())
