@@ -6,8 +6,9 @@ blocks, a 48-byte footer) whose values are ``BundleEntryProto`` messages (dtype,
 converting VATT do not need the 500 MB TensorFlow package; tests/conversion/test_tf_checkpoint.py proves it reads
 exactly what ``tf.train.load_checkpoint`` reads on the four VATT fixture checkpoints.
 
-* `read_tensor_bundle(prefix)`: every entry, ``{checkpoint key: np.ndarray}`` (string tensors as object arrays of
-  bytes, bfloat16 widened to float32 exactly).
+* `read_tensor_bundle(prefix, select=None)`: the entries (all, or those ``select(key)`` accepts) as
+  ``{checkpoint key: np.ndarray}`` (string tensors as object arrays of bytes, bfloat16 widened to float32 exactly).
+* `list_tensor_bundle(prefix)`: ``{checkpoint key: shape}`` from the index alone (to infer a config cheaply).
 * `load_tf_checkpoint(prefix)`: model variables only, keyed by variable path (the checkpoint key without the
   ``/.ATTRIBUTES/VARIABLE_VALUE`` suffix), plus a `ConversionReport` listing what was left out and why: optimizer
   slots (``.OPTIMIZER_SLOT``), optimizer state (``optimizer/...``), ``save_counter`` and the object graph.
@@ -31,6 +32,7 @@ from __future__ import annotations
 import os
 import re
 import struct
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +40,7 @@ import numpy as np
 from ..errors import CheckpointConversionError
 from .toolkit import ConversionReport
 
-__all__ = ["load_tf_checkpoint", "read_tensor_bundle", "resolve_checkpoint_prefix"]
+__all__ = ["list_tensor_bundle", "load_tf_checkpoint", "read_tensor_bundle", "resolve_checkpoint_prefix"]
 
 _TABLE_MAGIC = 0xDB4775248B80FB57
 _FOOTER_SIZE = 48
@@ -216,14 +218,8 @@ def _decode_strings(raw: bytes, count: int) -> np.ndarray:
     return values
 
 
-def read_tensor_bundle(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Every tensor of a TF checkpoint as ``{checkpoint key: np.ndarray}`` (see the module docstring).
-
-    Raises `CheckpointConversionError` for a missing prefix (naming the ``.index`` and ``.data`` files looked for),
-    a file that is not a checkpoint index, a missing or truncated data shard (naming the tensor and the sizes),
-    partitioned (sliced) variables and data types the reader does not know.
-    """
-    prefix = resolve_checkpoint_prefix(path)
+def _read_index(prefix: Path) -> tuple[Path, int, dict[str, dict]]:
+    """``(index path, number of data shards, {key: decoded BundleEntryProto})`` of a resolved prefix."""
     index_path = prefix.with_name(prefix.name + ".index")
     try:
         entries = _table_entries(index_path.read_bytes())
@@ -246,46 +242,87 @@ def read_tensor_bundle(path: str | os.PathLike) -> dict[str, np.ndarray]:
         raise CheckpointConversionError(f"{index_path} has no tensor-bundle header: not a TensorFlow checkpoint")
     if header.get(2, 0) != 0:
         raise CheckpointConversionError(f"{index_path}: big-endian checkpoints are not supported")
-    num_shards = header.get(1, 1)
+    return index_path, header.get(1, 1), tensors
 
-    shards: dict[int, bytes] = {}
+
+def list_tensor_bundle(path: str | os.PathLike) -> dict[str, tuple[int, ...]]:
+    """``{checkpoint key: shape}`` of every tensor, read from the index only (like ``tf.train.list_variables``)."""
+    _, _, tensors = _read_index(resolve_checkpoint_prefix(path))
+    return {key: tuple(entry["shape"]) for key, entry in tensors.items()}
+
+
+def _decode_tensor(index_path: Path, key: str, entry: dict, raw: bytes) -> np.ndarray:
+    shape = tuple(entry["shape"])
+    count = int(np.prod(shape, dtype=np.int64))
+    dtype = entry["dtype"]
+    try:
+        if dtype == _DT_STRING:
+            return _decode_strings(raw, count).reshape(shape)
+        if dtype == _DT_BFLOAT16:
+            bits = np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16
+            return bits.view(np.float32).reshape(shape)
+        if dtype in _NUMPY_DTYPES:
+            return np.frombuffer(raw, dtype=_NUMPY_DTYPES[dtype]).reshape(shape).copy()
+    except (ValueError, _Corrupt) as error:
+        raise CheckpointConversionError(
+            f"{index_path}: {key} holds {len(raw)} bytes, which do not fit shape {shape}: {error}"
+        ) from error
+    raise CheckpointConversionError(f"{index_path}: {key} has TensorFlow dtype {dtype}, not supported")
+
+
+def read_tensor_bundle(
+    path: str | os.PathLike, select: Callable[[str], bool] | None = None
+) -> dict[str, np.ndarray]:
+    """The tensors of a TF checkpoint as ``{checkpoint key: np.ndarray}`` (see the module docstring).
+
+    ``select(key)`` picks the tensors to read (default: all); others are never read from the data files, so
+    leaving out optimizer slots saves their memory.
+
+    Raises `CheckpointConversionError` for a missing prefix (naming the ``.index`` and ``.data`` files looked for),
+    a file that is not a checkpoint index, a missing or truncated data shard (naming the tensor and the sizes),
+    partitioned (sliced) variables and data types the reader does not know.
+    """
+    prefix = resolve_checkpoint_prefix(path)
+    index_path, num_shards, tensors = _read_index(prefix)
     result: dict[str, np.ndarray] = {}
+    shards: dict[int, tuple[Path, object, int]] = {}
+    # The last byte any entry of a shard needs: a shorter file is an incomplete download even when the tensors
+    # asked for happen to be intact.
+    shard_ends: dict[int, tuple[int, str]] = {}
     for key, entry in tensors.items():
-        if entry["sliced"]:
-            raise CheckpointConversionError(f"{index_path}: {key} is a partitioned (sliced) variable; not supported")
-        shard_id = entry["shard_id"]
-        if shard_id not in shards:
-            shard_path = prefix.with_name(f"{prefix.name}.data-{shard_id:05d}-of-{num_shards:05d}")
-            if not shard_path.is_file():
-                raise CheckpointConversionError(f"checkpoint data file missing: {shard_path} (index: {index_path})")
-            shards[shard_id] = shard_path.read_bytes()
-        shard = shards[shard_id]
-        start, size = entry["offset"], entry["size"]
-        if start + size > len(shard):
-            shard_path = prefix.with_name(f"{prefix.name}.data-{shard_id:05d}-of-{num_shards:05d}")
-            raise CheckpointConversionError(
-                f"{shard_path} is truncated: {key} needs bytes {start}..{start + size} but the file has "
-                f"{len(shard)} bytes (incomplete download?)"
-            )
-        raw = shard[start:start + size]
-        shape = tuple(entry["shape"])
-        count = int(np.prod(shape, dtype=np.int64))
-        dtype = entry["dtype"]
-        try:
-            if dtype == _DT_STRING:
-                value = _decode_strings(raw, count).reshape(shape)
-            elif dtype == _DT_BFLOAT16:
-                bits = np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16
-                value = bits.view(np.float32).reshape(shape)
-            elif dtype in _NUMPY_DTYPES:
-                value = np.frombuffer(raw, dtype=_NUMPY_DTYPES[dtype]).reshape(shape).copy()
-            else:
-                raise CheckpointConversionError(f"{index_path}: {key} has TensorFlow dtype {dtype}, not supported")
-        except (ValueError, _Corrupt) as error:
-            raise CheckpointConversionError(
-                f"{index_path}: {key} holds {size} bytes, which do not fit shape {shape}: {error}"
-            ) from error
-        result[key] = value
+        end = entry["offset"] + entry["size"]
+        if end >= shard_ends.get(entry["shard_id"], (0, ""))[0]:
+            shard_ends[entry["shard_id"]] = (end, key)
+    try:
+        for key, entry in tensors.items():
+            if select is not None and not select(key):
+                continue
+            if entry["sliced"]:
+                raise CheckpointConversionError(
+                    f"{index_path}: {key} is a partitioned (sliced) variable; not supported"
+                )
+            shard_id = entry["shard_id"]
+            if shard_id not in shards:
+                shard_path = prefix.with_name(f"{prefix.name}.data-{shard_id:05d}-of-{num_shards:05d}")
+                if not shard_path.is_file():
+                    raise CheckpointConversionError(
+                        f"checkpoint data file missing: {shard_path} (index: {index_path})"
+                    )
+                shard_size = shard_path.stat().st_size
+                end, last_key = shard_ends[shard_id]
+                if end > shard_size:
+                    raise CheckpointConversionError(
+                        f"{shard_path} is truncated: {last_key} needs bytes up to {end} but the file has "
+                        f"{shard_size} bytes (incomplete download?)"
+                    )
+                shards[shard_id] = (shard_path, open(shard_path, "rb"), shard_size)
+            shard_path, shard, _ = shards[shard_id]
+            start, size = entry["offset"], entry["size"]
+            shard.seek(start)
+            result[key] = _decode_tensor(index_path, key, entry, shard.read(size))
+    finally:
+        for _, handle, _ in shards.values():
+            handle.close()
     return result
 
 
@@ -307,17 +344,19 @@ def load_tf_checkpoint(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], 
     """Model variables of a TF2 object-based checkpoint as ``{variable path: np.ndarray}``, and the report.
 
     The variable path is the checkpoint key without ``/.ATTRIBUTES/VARIABLE_VALUE``. The report lists every
-    other entry as dropped with its reason; merge it with the key map's report (`ConversionReport.merge`).
+    other entry as dropped with its reason (dropped tensors are never read from disk); merge it with the key map's
+    report (`ConversionReport.merge`).
     """
     prefix = resolve_checkpoint_prefix(path)
     report = ConversionReport(name=f"TF checkpoint {prefix.name}")
-    variables: dict[str, np.ndarray] = {}
-    for key, value in read_tensor_bundle(prefix).items():
+    for key in list_tensor_bundle(prefix):
         reason = _drop_reason(key)
-        if reason is None:
-            variables[key[: -len(_VARIABLE_SUFFIX)]] = value
-        else:
+        if reason is not None:
             report.dropped.append((key, reason))
+    variables = {
+        key[: -len(_VARIABLE_SUFFIX)]: value
+        for key, value in read_tensor_bundle(prefix, select=lambda key: _drop_reason(key) is None).items()
+    }
     if not variables:
         raise CheckpointConversionError(f"{prefix} holds no model variables (only {len(report.dropped)} other entries)")
     return variables, report

@@ -70,7 +70,8 @@ def test_qkv_split_and_bias_placement():
 
 
 def test_other_keys_and_configs_are_rejected():
-    with pytest.raises(CheckpointConversionError, match="neither mapped nor deliberately dropped: swin.layers.0.blocks.0.attn.qkv.bias"):
+    unknown = "neither mapped nor deliberately dropped: swin.layers.0.blocks.0.attn.qkv.bias"
+    with pytest.raises(CheckpointConversionError, match=unknown):
         timm_swinv2_key_map("swin.").convert({"swin.layers.0.blocks.0.attn.qkv.bias": torch.ones(3)})
     with pytest.raises(ValueError, match="ape=True"):
         swinv2_config_kwargs(ape=True)
