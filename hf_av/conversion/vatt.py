@@ -49,9 +49,6 @@ from .toolkit import (
 logger = logging.getLogger(__name__)
 
 ORIGINAL_KINDS = ("tx_fac", "ut_fac", "video_cls", "audio_cls")
-ORIGINAL_REPO = "https://github.com/google-research/google-research/tree/master/vatt"
-PAPER = "https://arxiv.org/abs/2104.11178"
-ORIGINAL_LICENSE = "apache-2.0"
 
 _MODEL_PREFIX = "model/layer_with_weights-0/"
 _VALUE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
@@ -91,26 +88,15 @@ def _batch_norm(source: str, target: str) -> list:
     ]
 
 
-def _block_norm_suffix() -> str:
-    """`".default"` while the shared `TransformerBlock` keeps its LayerNorms in named sets (`layernorm_before.default`),
-    `""` once it is the plain pre-norm block (`layernorm_before`): the key map follows the block it converts into."""
-    import inspect
-
-    from modeling.common.layers import TransformerBlock
-
-    return ".default" if "norm_sets" in inspect.signature(TransformerBlock.__init__).parameters else ""
-
-
 def _transformer_rules(source: str, target: str) -> list:
     """`TransformerEncoder` (`tx`) of ViT / WaT / UT -> `VattEncoder` (shared `TransformerBlock` layers)."""
     layer, out = rf"{source}/layers/(\d+)", rf"{target}.layers.\1"
-    suffix = _block_norm_suffix()
     return [
-        *_layer_norm(f"{layer}/layer_norm", f"{out}.layernorm_before{suffix}"),
+        *_layer_norm(f"{layer}/layer_norm", f"{out}.layernorm_before"),
         concat([f"{layer}/mha/{p}/kernel" for p in "qkv"], f"{out}.attention.qkv.weight", dim=0, transform=transpose),
         concat([f"{layer}/mha/{p}/bias" for p in "qkv"], f"{out}.attention.qkv.bias", dim=0),
         *_dense(f"{layer}/mha/o", f"{out}.attention.proj"),
-        *_layer_norm(f"{layer}/feed_forward/layer_norm", f"{out}.layernorm_after{suffix}"),
+        *_layer_norm(f"{layer}/feed_forward/layer_norm", f"{out}.layernorm_after"),
         *_dense(f"{layer}/feed_forward/mlp/wi", f"{out}.mlp.fc1"),
         *_dense(f"{layer}/feed_forward/mlp/wo", f"{out}.mlp.fc2"),
         *_layer_norm(f"{source}/final_layer_norm", f"{target}.layernorm"),
@@ -607,72 +593,87 @@ def load_original_model(
     return model, kind, read_report.merge(report)
 
 
-def _save_processor(config, output_dir: Path, vocab_file: str | Path | None = None) -> None:
-    """Save a `VattProcessor` matching the model's input sizes (the vocabulary only when given: it is not in the
-    checkpoints, it ships in the original `misc_data.tgz` as `howto100m_en.txt`)."""
+def processor_for_config(config, vocab_file: str | Path | None = None):
+    """A `VattProcessor` whose clip length, frame size, waveform length and text length follow `config` (the
+    vocabulary only when given: it is not in the checkpoints, it ships in the original `misc_data.tgz` as
+    `howto100m_en.txt`)."""
     from ..processing.vatt import VattFeatureExtractor, VattProcessor, VattTokenizer, VattVideoProcessor
 
-    feature_extractor = VattFeatureExtractor(num_samples=config.audio_num_samples)
-    video_processor = VattVideoProcessor(
-        num_frames=config.video_num_frames, min_resize=config.video_image_size, crop_size=config.video_image_size
+    return VattProcessor(
+        feature_extractor=VattFeatureExtractor(num_samples=config.audio_num_samples),
+        video_processor=VattVideoProcessor(
+            num_frames=config.video_num_frames, min_resize=config.video_image_size, crop_size=config.video_image_size
+        ),
+        tokenizer=VattTokenizer(vocab_file=str(vocab_file) if vocab_file else None, max_length=config.text_max_length),
     )
-    tokenizer = VattTokenizer(vocab_file=str(vocab_file) if vocab_file else None, max_length=config.text_max_length)
-    VattProcessor(feature_extractor=feature_extractor, video_processor=video_processor,
-                  tokenizer=tokenizer).save_pretrained(output_dir)
 
 
-def vatt_model_card(config, source: str, kind: str, model_class_name: str, report: ConversionReport):
-    from ..hub.model_card import ModelCardContent
+_USAGE = {
+    "VattForPreTraining": (
+        "```python\nimport hf_av\nfrom transformers import AutoModel, AutoProcessor\n\n"
+        "model = AutoModel.from_pretrained(\"path/to/this/folder\")  # VattModel\n"
+        "processor = AutoProcessor.from_pretrained(\"path/to/this/folder\")\n"
+        "inputs = processor(videos=\"clip.mp4\", text=[\"a narration\"], return_tensors=\"pt\")\n"
+        "out = model(pixel_values=inputs[\"pixel_values\"], input_values=inputs[\"input_values\"],\n"
+        "            input_ids=inputs[\"input_ids\"])\n"
+        "out.logits_per_video_audio, out.logits_per_video_text  # retrieval in the common spaces\n```\n"
+        "`VattForPreTraining.from_pretrained(...)` continues pre-training (NCE video-audio + MIL-NCE video-text)."
+    ),
+    "VattForVideoClassification": (
+        "```python\nimport hf_av\nfrom hf_av import VattForVideoClassification, VattProcessor\n\n"
+        "model = VattForVideoClassification.from_pretrained(\"path/to/this/folder\")\n"
+        "processor = VattProcessor.from_pretrained(\"path/to/this/folder\", num_test_clips=4, multi_crop=True)\n"
+        "inputs = processor(videos=\"clip.mp4\", return_tensors=\"pt\")  # [B, 12 views, 32, 3, 224, 224]\n"
+        "probabilities = model(pixel_values=inputs[\"pixel_values\"]).probabilities  # logits averaged over views\n```"
+    ),
+    "VattForAudioClassification": (
+        "```python\nimport hf_av\nfrom hf_av import VattForAudioClassification, VattProcessor\n\n"
+        "model = VattForAudioClassification.from_pretrained(\"path/to/this/folder\")\n"
+        "processor = VattProcessor.from_pretrained(\"path/to/this/folder\")\n"
+        "inputs = processor(videos=\"clip.mp4\", return_tensors=\"pt\")  # input_values [B, windows, 153600]\n"
+        "probabilities = model(input_values=inputs[\"input_values\"]).probabilities  # sigmoid, multi-label\n```"
+    ),
+}
 
-    dropped = "\n".join(f"- {reason}: {len(keys)} variables" for reason, keys in report.dropped_by_reason().items())
-    towers = ", ".join(config.modalities)
-    family = "modality-agnostic (one shared Transformer)" if config.is_modality_agnostic else "modality-specific"
-    usage = {
-        "VattForPreTraining": (
-            "```python\nimport hf_av\nfrom transformers import AutoModel, AutoProcessor\n\n"
-            "model = AutoModel.from_pretrained(\"path/to/this/folder\")  # VattModel\n"
-            "processor = AutoProcessor.from_pretrained(\"path/to/this/folder\")\n"
-            "inputs = processor(videos=\"clip.mp4\", text=[\"a narration\"], return_tensors=\"pt\")\n"
-            "out = model(pixel_values=inputs[\"pixel_values\"], input_values=inputs[\"input_values\"],\n"
-            "            input_ids=inputs[\"input_ids\"])\n"
-            "out.logits_per_video_audio, out.logits_per_video_text  # retrieval in the common spaces\n```"
-        ),
-        "VattForVideoClassification": (
-            "```python\nimport hf_av\nfrom hf_av import VattForVideoClassification, VattProcessor\n\n"
-            "model = VattForVideoClassification.from_pretrained(\"path/to/this/folder\")\n"
-            "processor = VattProcessor.from_pretrained(\"path/to/this/folder\")\n"
-            "inputs = processor(videos=\"clip.mp4\", return_tensors=\"pt\")  # [B, views, 32, 3, 224, 224]\n"
-            "probabilities = model(pixel_values=inputs[\"pixel_values\"]).probabilities  # logits averaged over views\n```"
-        ),
-        "VattForAudioClassification": (
-            "```python\nimport hf_av\nfrom hf_av import VattForAudioClassification, VattProcessor\n\n"
-            "model = VattForAudioClassification.from_pretrained(\"path/to/this/folder\")\n"
-            "processor = VattProcessor.from_pretrained(\"path/to/this/folder\")\n"
-            "inputs = processor(videos=\"clip.mp4\", return_tensors=\"pt\")  # input_values [B, windows, 153600]\n"
-            "probabilities = model(input_values=inputs[\"input_values\"]).probabilities  # sigmoid, multi-label\n```"
-        ),
-    }[model_class_name]
+
+def vatt_model_card(config, source_file: str, checkpoint=None, model_class_name: str = "", report=None):
+    """Card of a converted VATT checkpoint (the family row's `card_builder`); `report`: the conversion's
+    `ConversionReport`, whose dropped variables the card lists."""
+    from ..families import get_family
+    from ..hub.model_card import ModelCardContent, family_sections
+
+    facts = get_family("vatt").card
+    model_class_name = model_class_name or "VattForPreTraining"
+    kind = {"VattForVideoClassification": "video_cls", "VattForAudioClassification": "audio_cls"}.get(
+        model_class_name, "ut_fac" if config.is_modality_agnostic else "tx_fac")
+    family = "modality-agnostic (one Transformer shared by all modalities)" if config.is_modality_agnostic else \
+        "modality-specific"
+    dropped = "- nothing"
+    if report is not None:
+        dropped = "\n".join(f"  - {reason}: {len(keys)} entries" for reason, keys in report.dropped_by_reason().items())
     return ModelCardContent(
-        model_name=f"VATT ({Path(source).name}, {kind})",
+        model_name=getattr(checkpoint, "name", None) or f"VATT ({Path(source_file).name}, {kind})",
         summary=(
-            f"VATT (Akbari et al., NeurIPS 2021, {PAPER}) for the `hf_av` package: {family} towers for {towers}, "
-            f"converted from the original TensorFlow 2 checkpoint. Class: `{model_class_name}`."
+            f"VATT ({facts.paper_title}, {facts.authors_venue}, {facts.paper}) for the `hf_av` package: "
+            f"{family} towers for {', '.join(config.modalities)}, converted from the original TensorFlow 2 "
+            f"checkpoint. Class: `{model_class_name}`."
         ),
-        license=ORIGINAL_LICENSE,
-        pipeline_tag="video-classification" if kind == "video_cls" else (
-            "audio-classification" if kind == "audio_cls" else "feature-extraction"),
-        tags=["audio-visual", "vatt", "video", "audio", "contrastive-learning"],
+        license=facts.license,
+        pipeline_tag={"video_cls": "video-classification", "audio_cls": "audio-classification"}.get(
+            kind, "feature-extraction"),
+        tags=list(facts.tags),
         sections={
-            "Usage": usage,
+            "Usage": _USAGE[model_class_name],
             "Provenance": (
-                f"- Converted from `{source}` (original code: {ORIGINAL_REPO}) with "
+                f"- Converted from `{source_file}` (original code: {facts.original_repository}) with "
                 "`conversion_scripts/convert_vatt_tf_to_hf.py`: every model variable mapped (Dense kernels "
                 "transposed, Conv3D/Conv1D kernels permuted, q/k/v fused, BatchNorm moving statistics kept), strict "
                 "load. Parity with the original TF code is tested on tiny checkpoints it saved (fp32, max abs diff "
-                f"<= 1e-5).\n- Dropped on purpose:\n{dropped or '- nothing'}\n"
+                f"<= 1e-5).\n- Left out on purpose:\n{dropped}\n"
                 "- The text vocabulary (`howto100m_en.txt`) is not part of the checkpoint; load it with "
                 "`VattTokenizer(vocab_file=...)` (or convert with `--vocab-file`)."
             ),
+            **family_sections(facts),
         },
     )
 
@@ -694,9 +695,9 @@ def convert_vatt_checkpoint(
     output_dir = Path(output_dir)
     with atomic_output_dir(output_dir) as staging:
         model.save_pretrained(staging)
-        _save_processor(model.config, staging, vocab_file)
+        processor_for_config(model.config, vocab_file).save_pretrained(staging)
         if write_model_card:
-            write_card(staging, vatt_model_card(model.config, str(checkpoint), kind, type(model).__name__, report))
+            write_card(staging, vatt_model_card(model.config, str(checkpoint), None, type(model).__name__, report))
     return output_dir
 
 
@@ -710,6 +711,8 @@ __all__ = [
     "infer_original_kind",
     "key_map",
     "load_original_model",
+    "processor_for_config",
     "read_checkpoint",
+    "vatt_model_card",
     "strip_variable_names",
 ]

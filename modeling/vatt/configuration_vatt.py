@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
+
+from ..common.configuration import strict_config
 
 BACKBONE_TYPES = ("modality_specific", "modality_agnostic")
 VATT_MODALITIES = ("visual", "audio", "text")
@@ -64,7 +65,7 @@ VATT_PRESETS["lbs"] = VATT_PRESETS["tx_fac_lbs"]
 VATT_PRESETS["ma_medium"] = VATT_PRESETS["ut_fac_medium"]
 
 
-@strict
+@strict_config
 class VattConfig(PreTrainedConfig):
     r"""
     Configuration of the VATT models (`VattModel`, `VattForPreTraining`, `VattForVideoClassification`,
@@ -202,6 +203,14 @@ class VattConfig(PreTrainedConfig):
         super().__post_init__(**kwargs)
 
     @classmethod
+    def from_dict(cls, config_dict, **kwargs):
+        # Transformers sets `from_pretrained(folder, field=value)` overrides on the built config without validating
+        # them again; run the same `@strict` validation on the final values.
+        result = super().from_dict(config_dict, **kwargs)
+        (result[0] if isinstance(result, tuple) else result).validate()
+        return result
+
+    @classmethod
     def from_preset(cls, name: str, **overrides) -> VattConfig:
         """A config for a released VATT variant, e.g. `VattConfig.from_preset("mbs")`; `overrides` win."""
         key = name.lower().replace("-", "_")
@@ -237,7 +246,9 @@ class VattConfig(PreTrainedConfig):
 
     # Validation (run by @strict at construction and on every `from_pretrained`) -------------------------------------
     def validate_architecture(self):
-        """Range, divisibility and vocabulary checks with messages naming the field."""
+        """Range, divisibility and vocabulary checks with messages naming the field (raised as
+        `InvalidConfigError`, a `ValueError`)."""
+        super().validate_architecture()
 
         def positive(*names: str) -> None:
             for name in names:

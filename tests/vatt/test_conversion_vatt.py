@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
+import hf_av  # noqa: F401  (registers VATT with the Auto classes)
 from transformers import AutoConfig, AutoModel, AutoModelForPreTraining, AutoProcessor
 
 from hf_av.conversion.vatt import (
@@ -25,9 +27,6 @@ from hf_av.conversion.vatt import (
 from hf_av.errors import CheckpointConversionError
 from hf_av.processing.vatt import VattFeatureExtractor, VattProcessor
 from modeling.vatt import VattForAudioClassification, VattForPreTraining, VattForVideoClassification, VattModel
-from tests.vatt._registration import register_vatt
-
-register_vatt()
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "vatt"
 ORIGINAL_CONFIG = FIXTURES / "config.json"

@@ -6,6 +6,8 @@ import unittest
 import pytest
 import torch
 
+import hf_av  # noqa: F401  (registers VATT with the Auto classes)
+
 from modeling.vatt import (
     VattConfig,
     VattForAudioClassification,
@@ -16,9 +18,6 @@ from modeling.vatt import (
     resample_position_table,
 )
 from tests.model_test_mixin import ModelTesterMixin
-from tests.vatt._registration import register_vatt
-
-register_vatt()
 
 # tiny clip: 4 frames x 16 x 16 px in 2 x 8 x 8 patches -> 2 x 2 x 2 = 8 video tokens; 64 samples / 16 -> 4 audio
 # tokens; 6 words. Every tower adds its AGG token.
