@@ -2,7 +2,8 @@
 """Convert an original VATT TensorFlow 2 checkpoint (google-research/vatt) into a Transformers-loadable folder.
 
     python conversion_scripts/convert_vatt_tf_to_hf.py --checkpoint PATH/ckpt-N --output-dir DIR \
-        [--original-config config.json --original-model tx_fac|ut_fac|video_cls|audio_cls] [--vocab-file howto100m_en.txt]
+        [--original-config config.json --original-model tx_fac|ut_fac|video_cls|audio_cls]
+        [--vocab-file howto100m_en.txt]
 
 The checkpoint kind (tx_fac / ut_fac pre-training, video_cls / audio_cls fine-tuned classifier) is recognised from
 the variable paths. Without --original-config the released sizes are read from the tensor shapes (64 dimensions per

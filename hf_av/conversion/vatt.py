@@ -342,6 +342,10 @@ def infer_config_kwargs(variables: dict[str, Any], kind: str) -> dict[str, Any]:
         patch_t, patch_s = _shape(variables, f"{root}/raw_to_embeddings/video/kernel")[:2]
         audio_patch = _shape(variables, f"{root}/raw_to_embeddings/audio/kernel")[0]
         position = f"{root}/pos_embedding_lookup"
+
+        def table(modality: str, axis: str) -> int:
+            return _shape(variables, f"{position}/{modality}/{axis}_position_embeddings/embeddings")[0]
+
         vocab, embedding = _shape(variables, f"{root}/raw_to_embeddings/text/embeddings")
         return {
             "backbone_type": "modality_agnostic",
@@ -352,13 +356,13 @@ def infer_config_kwargs(variables: dict[str, Any], kind: str) -> dict[str, Any]:
             "shared_post_projection_size": _shape(variables, f"{root}/post_proj/video/kernel")[1],
             "video_temporal_patch_size": patch_t,
             "video_spatial_patch_size": patch_s,
-            "video_num_frames": patch_t * _shape(variables, f"{position}/video/temporal_position_embeddings/embeddings")[0],
-            "video_image_size": patch_s * _shape(variables, f"{position}/video/vertical_position_embeddings/embeddings")[0],
+            "video_num_frames": patch_t * table("video", "temporal"),
+            "video_image_size": patch_s * table("video", "vertical"),
             "audio_patch_size": audio_patch,
-            "audio_num_samples": audio_patch * _shape(variables, f"{position}/audio/temporal_position_embeddings/embeddings")[0],
+            "audio_num_samples": audio_patch * table("audio", "temporal"),
             "text_vocab_size": vocab,
             "text_embedding_size": embedding,
-            "text_max_length": _shape(variables, f"{position}/text/temporal_position_embeddings/embeddings")[0],
+            "text_max_length": table("text", "temporal"),
             **_head_kwargs_from_shapes(variables),
         }
     modality = "video" if kind == "video_cls" else "audio"

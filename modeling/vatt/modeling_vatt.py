@@ -351,7 +351,8 @@ class VattPatchEmbeddings(nn.Module):
         super().__init__()
         self.modality = modality
         if modality == "visual":
-            kernel = (config.video_temporal_patch_size, config.video_spatial_patch_size, config.video_spatial_patch_size)
+            spatial = config.video_spatial_patch_size
+            kernel = (config.video_temporal_patch_size, spatial, spatial)
             self.patch_embeddings = nn.Conv3d(3, hidden_size, kernel_size=kernel, stride=kernel)
             buckets = dict(zip(("temporal", "vertical", "horizontal"), config.video_position_buckets))
         else:
@@ -384,7 +385,9 @@ class VattPatchEmbeddings(nn.Module):
             tokens = conv(values.transpose(1, 2).to(conv.weight.dtype))  # [B, D, t, h, w]
         else:
             if values.dim() != 2:
-                raise ValueError(f"input_values must be a raw waveform [batch, samples], got shape {tuple(values.shape)}")
+                raise ValueError(
+                    f"input_values must be a raw waveform [batch, samples], got shape {tuple(values.shape)}"
+                )
             patch = conv.kernel_size[0]
             if values.shape[1] % patch:
                 raise ValueError(
@@ -699,7 +702,13 @@ class VattModel(VattPreTrainedModel):
     `forward(pixel_values, input_values, input_ids)`: each given modality runs through its tower (the modality-
     specific towers, or the shared Transformer of the modality-agnostic model, once per modality) and the FAC heads
     map its AGG token into the common spaces (video: both spaces; audio: video-audio; text: video-text); when the
-    video and another modality are both given, their similarity logits are returned too. Only the towers in `config.modalities` exist (a converted video classifier has no audio or text tower).
+    video and another modality are both given, their similarity logits are returned too. Only the towers in
+    `config.modalities` exist (a converted video classifier has no audio or text tower).
+
+    Hidden states and attentions are collected per tower (`video_hidden_states`, ...) by the encoders themselves
+    rather than by Transformers' output-capturing hooks: one encoder class serves three towers (and, in the
+    modality-agnostic model, one encoder serves all three), so a hook on its layers could not tell the streams
+    apart -- the reason CAV-MAE collects per stream too.
 
     Input sizes: `pixel_values` `[B, T, 3, H, W]` (one view, values in [-1, 1]; VATT trained on 32 x 224 x 224),
     `input_values` `[B, samples]` (raw 48 kHz waveform, 153600 samples), `input_ids` `[B, N]` or `[B, L, N]`
@@ -720,7 +729,9 @@ class VattModel(VattPreTrainedModel):
             )
         if "visual" in modalities:
             hidden = config.shared_hidden_size if agnostic else config.video_hidden_size
-            self.video_embeddings = VattPatchEmbeddings(config, "visual", hidden, agnostic or config.video_pre_projection)
+            self.video_embeddings = VattPatchEmbeddings(
+                config, "visual", hidden, agnostic or config.video_pre_projection
+            )
             if not agnostic:
                 self.video_encoder = VattEncoder(
                     config, hidden, config.video_num_hidden_layers, config.video_num_attention_heads,
@@ -730,7 +741,9 @@ class VattModel(VattPreTrainedModel):
             self.video_post_projection = VattProjection(hidden, post, config.hidden_act) if post else None
         if "audio" in modalities:
             hidden = config.shared_hidden_size if agnostic else config.audio_hidden_size
-            self.audio_embeddings = VattPatchEmbeddings(config, "audio", hidden, agnostic or config.audio_pre_projection)
+            self.audio_embeddings = VattPatchEmbeddings(
+                config, "audio", hidden, agnostic or config.audio_pre_projection
+            )
             if not agnostic:
                 self.audio_encoder = VattEncoder(
                     config, hidden, config.audio_num_hidden_layers, config.audio_num_attention_heads,
@@ -833,7 +846,7 @@ class VattModel(VattPreTrainedModel):
         return self._run_tower(tokens, encoder, self.text_post_projection, additive, (input_ids.shape[1],),
                                output_hidden_states, output_attentions)
 
-    # Common space ------------------------------------------------------------------------------------------------------
+    # Common space -----------------------------------------------------------------------------------------------------
     def _check_heads(self, name: str) -> nn.Module:
         head = getattr(self, name, None)
         if head is None:
@@ -1051,7 +1064,8 @@ class VattForPreTraining(VattPreTrainedModel):
         missing = [m for m in ("visual",) if m not in config.modalities]
         if missing or len(config.modalities) < 2:
             raise ValueError(
-                f"VattForPreTraining needs the video tower and audio and/or text (config.modalities = {config.modalities})"
+                "VattForPreTraining needs the video tower and audio and/or text (config.modalities = "
+                f"{config.modalities})"
             )
         self.vatt = VattModel(config)
         self.post_init()
@@ -1137,7 +1151,10 @@ class _VattClassifierBase(VattPreTrainedModel):
             )
         self.num_labels = config.num_labels
         self.vatt = VattModel(config)
-        dropout = config.video_classifier_dropout_prob if self._modality == "visual" else config.audio_classifier_dropout_prob
+        if self._modality == "visual":
+            dropout = config.video_classifier_dropout_prob
+        else:
+            dropout = config.audio_classifier_dropout_prob
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(config.tower_width(self._modality), config.num_labels)
         self.post_init()

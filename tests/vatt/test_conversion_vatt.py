@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import hf_av  # noqa: F401  (registers VATT with the Auto classes)
-from transformers import AutoConfig, AutoModel, AutoModelForPreTraining, AutoProcessor
+from transformers import AutoConfig, AutoModel, AutoModelForAudioClassification, AutoModelForPreTraining, AutoProcessor
 
 from hf_av.conversion.vatt import (
     build_config,
@@ -283,3 +283,12 @@ def test_wrong_sample_rate_frame_count_and_text_length_are_clear_errors(converte
     with pytest.raises(ValueError, match="more than this model's maximum"):
         model(input_ids=torch.ones(1, model.config.text_max_length + 1, dtype=torch.long))
     assert processor.tokenizer.max_length == model.config.text_max_length
+
+
+def test_hf_av_cli_converts_a_tf_checkpoint_prefix(tmp_path):
+    from hf_av.cli import main
+
+    folder = tmp_path / "audio_cls"
+    assert main(["convert", "--model", "vatt", "--checkpoint", str(_prefix("audio_cls")), "--output-dir", str(folder),
+                 "--original-config", str(ORIGINAL_CONFIG), "--original-model", "audio_cls"]) == 0
+    assert isinstance(AutoModelForAudioClassification.from_pretrained(folder), VattForAudioClassification)

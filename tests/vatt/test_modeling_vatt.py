@@ -74,7 +74,8 @@ class _VattTesterBase(ModelTesterMixin):
     def _widths(self, config):
         if config.is_modality_agnostic:
             d = config.shared_hidden_size
-            return {"video": d, "audio": d, "text": d}, {m: config.shared_num_attention_heads for m in ("video", "audio", "text")}
+            heads = config.shared_num_attention_heads
+            return {"video": d, "audio": d, "text": d}, {"video": heads, "audio": heads, "text": heads}
         return ({"video": config.video_hidden_size, "audio": config.audio_hidden_size, "text": config.text_hidden_size},
                 {"video": config.video_num_attention_heads, "audio": config.audio_num_attention_heads,
                  "text": config.text_num_attention_heads})
@@ -295,7 +296,8 @@ def test_feature_accessors_return_joint_space_embeddings():
     inputs = tiny_inputs(2)
     with torch.no_grad():
         out = model(**inputs)
-        torch.testing.assert_close(model.get_video_features(inputs["pixel_values"]).pooler_output, out.video_audio_embeds)
+        torch.testing.assert_close(model.get_video_features(inputs["pixel_values"]).pooler_output,
+                                   out.video_audio_embeds)
         torch.testing.assert_close(model.get_video_features(inputs["pixel_values"], space="text").pooler_output,
                                    out.video_text_embeds)
         torch.testing.assert_close(model.get_image_features(inputs["pixel_values"]).pooler_output,
