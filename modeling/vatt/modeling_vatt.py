@@ -1142,6 +1142,8 @@ class _VattClassifierBase(VattPreTrainedModel):
 
     _modality: str = ""
     _multi_label: bool = False
+    # the loss is a sum over samples divided by `num_items_in_batch` when Trainer passes it (exact accumulation)
+    accepts_loss_kwargs = True
 
     def __init__(self, config: VattConfig):
         super().__init__(config)

@@ -378,3 +378,56 @@ def test_presets_are_the_released_variants():
     assert classifier.video_post_projection_size == 1024 and classifier.num_labels == 400
     with pytest.raises(ValueError, match="Unknown VATT preset"):
         VattConfig.from_preset("vatt-xxl")
+
+
+class _FourClips(torch.utils.data.Dataset):
+    def __init__(self, key: str, labels: torch.Tensor):
+        self.values = tiny_inputs(4)[key]
+        self.key, self.labels = key, labels
+
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, index: int) -> dict:
+        return {self.key: self.values[index], "labels": self.labels[index]}
+
+
+@pytest.mark.parametrize(
+    "model_class, key, labels",
+    [
+        (VattForVideoClassification, "pixel_values", torch.tensor([0, 2, 1, 2])),
+        (VattForAudioClassification, "input_values", torch.tensor([[1.0, 0, 1], [0, 0, 1], [1, 1, 0], [0, 1, 0]])),
+    ],
+)
+def test_trainer_accumulation_equals_one_batch(tmp_path, model_class, key, labels):
+    """4 clips as one batch or as 4 accumulated micro-batches give the same loss and gradients through Trainer."""
+    from transformers import Trainer, TrainingArguments
+
+    class GradientRecorder(Trainer):
+        def training_step(self, model, inputs, num_items_in_batch=None):
+            loss = super().training_step(model, inputs, num_items_in_batch)
+            self.recorded = {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
+            return loss
+
+    modality = "visual" if model_class is VattForVideoClassification else "audio"
+    config = tiny_config(modalities=[modality], drop_token_rate=0.0)  # DropToken is random per micro-batch
+    torch.manual_seed(0)
+    reference = model_class(config)
+    results = []
+    for batch_size, accumulation in ((4, 1), (1, 4)):
+        model = model_class(config)
+        model.load_state_dict(reference.state_dict())
+        args = TrainingArguments(
+            output_dir=str(tmp_path / str(accumulation)), max_steps=1, per_device_train_batch_size=batch_size,
+            gradient_accumulation_steps=accumulation, learning_rate=0.0, logging_steps=1, save_strategy="no",
+            report_to=[], use_cpu=True, seed=0, dataloader_num_workers=0, disable_tqdm=True, max_grad_norm=0.0,
+        )
+        trainer = GradientRecorder(model=model, args=args, train_dataset=_FourClips(key, labels))
+        trainer.train()
+        loss = next(entry["loss"] for entry in trainer.state.log_history if "loss" in entry)
+        results.append((loss, trainer.recorded))
+    (loss_full, grads_full), (loss_accumulated, grads_accumulated) = results
+    assert loss_accumulated == pytest.approx(loss_full, rel=1e-5)
+    assert grads_full.keys() == grads_accumulated.keys() and grads_full
+    for name, gradient in grads_full.items():
+        torch.testing.assert_close(grads_accumulated[name], gradient, atol=1e-6, rtol=1e-4, msg=name)
