@@ -292,3 +292,45 @@ def test_hf_av_cli_converts_a_tf_checkpoint_prefix(tmp_path):
     assert main(["convert", "--model", "vatt", "--checkpoint", str(_prefix("audio_cls")), "--output-dir", str(folder),
                  "--original-config", str(ORIGINAL_CONFIG), "--original-model", "audio_cls"]) == 0
     assert isinstance(AutoModelForAudioClassification.from_pretrained(folder), VattForAudioClassification)
+
+
+_REMOTE_CODE_CHECK = """
+import importlib.abc, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in ("hf_av", "modeling"):
+            raise ImportError(f"{name} must not be needed")
+sys.meta_path.insert(0, Block())
+import numpy as np, torch
+from transformers import AutoModel, AutoProcessor
+folder, io_file = sys.argv[1], sys.argv[2]
+model = AutoModel.from_pretrained(folder, trust_remote_code=True).eval()
+processor = AutoProcessor.from_pretrained(folder, trust_remote_code=True)
+io = np.load(io_file)
+with torch.no_grad():
+    out = model(pixel_values=torch.from_numpy(io["in/video"]).permute(0, 1, 4, 2, 3),
+                input_values=torch.from_numpy(io["in/audio"])[..., 0],
+                input_ids=torch.from_numpy(io["in/text_ids"]).long())
+diff = np.abs(out.text_embeds.numpy() - io["out/head_stack/bridge/text/tovid"]).max()
+print(type(model).__name__, type(processor).__name__, diff)
+"""
+
+
+def test_remote_code_export_loads_without_hf_av(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from hf_av.cli import main
+
+    folder = tmp_path / "tx_fac"
+    assert main(["convert", "--model", "vatt", "--checkpoint", str(_prefix("tx_fac")), "--output-dir", str(folder),
+                 "--original-config", str(ORIGINAL_CONFIG), "--remote-code"]) == 0
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    result = subprocess.run(
+        [sys.executable, "-c", _REMOTE_CODE_CHECK, str(folder), str(FIXTURES / "tx_fac" / "io.npz")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    name, processor, diff = result.stdout.split()[-3:]
+    assert (name, processor) == ("VattModel", "VattProcessor") and float(diff) <= ATOL
