@@ -257,6 +257,59 @@ CAV_MAE = ModelFamily(
     processor_for_config="hf_av.training.tasks.cav_mae_processor_for_config",
 )
 
+VATT = ModelFamily(
+    model_type="vatt",
+    name="VATT",
+    config="modeling.vatt.VattConfig",
+    models={
+        "AutoModel": "modeling.vatt.VattModel",
+        "AutoModelForPreTraining": "modeling.vatt.VattForPreTraining",
+        "AutoModelForVideoClassification": "modeling.vatt.VattForVideoClassification",
+        "AutoModelForAudioClassification": "modeling.vatt.VattForAudioClassification",
+    },
+    feature_extractor="hf_av.processing.vatt.VattFeatureExtractor",
+    video_processor="hf_av.processing.vatt.VattVideoProcessor",
+    tokenizer="hf_av.processing.vatt.VattTokenizer",
+    processor="hf_av.processing.vatt.VattProcessor",
+    converter=ConverterSpec(
+        function="hf_av.conversion.vatt.convert_vatt_checkpoint",
+        original_kinds=("tx_fac", "ut_fac", "video_cls", "audio_cls"),
+        checkpoint_format="TF2 object checkpoint (PATH/ckpt-N; TensorFlow not needed)",
+        script="conversion_scripts/convert_vatt_tf_to_hf.py",
+    ),
+    card=CardFacts(
+        paper_title="VATT: Transformers for Multimodal Self-Supervised Learning from Raw Video, Audio and Text",
+        authors_venue="Akbari et al., NeurIPS 2021",
+        paper="https://arxiv.org/abs/2104.11178",
+        original_repository="https://github.com/google-research/google-research/tree/master/vatt",
+        license="apache-2.0",
+        license_text=(
+            "The original code is part of google-research/google-research, released under the Apache License 2.0 "
+            "(https://github.com/google-research/google-research/blob/master/LICENSE)."
+        ),
+        citation=(
+            "@inproceedings{akbari2021vatt,\n  title={{VATT}: Transformers for Multimodal Self-Supervised Learning "
+            "from Raw Video, Audio and Text},\n  author={Akbari, Hassan and Yuan, Liangzhe and Qian, Rui and "
+            "Chuang, Wei-Hong and Chang, Shih-Fu and Cui, Yin and Gong, Boqing},\n  booktitle={NeurIPS},\n"
+            "  year={2021}\n}"
+        ),
+        tags=("audio-visual", "vatt", "video", "contrastive-learning"),
+        paper_results=PaperTable(
+            title="Released fine-tuned checkpoints (original README: top-1 accuracy; AudioSet mAP)",
+            columns=("dataset", "ViT-B (BBS)", "ViT-M (MBS)", "ViT-L (LBS)", "ViT-M (MA-Medium)"),
+            rows=(
+                ("Kinetics-400", 79.6, 81.1, 82.1, 79.9),
+                ("Kinetics-600", 80.5, 82.4, 83.6, 80.8),
+                ("Moments in Time", 38.7, 39.5, 41.1, 37.8),
+                ("AudioSet mAP (WaT-B from BBS / WaT-M from MA-Medium)", 39.4, "", "", 39.3),
+            ),
+        ),
+        card_builder="hf_av.conversion.vatt.vatt_model_card",
+    ),
+    tasks={"pretraining": "VattForPreTraining"},
+    processor_for_config="hf_av.conversion.vatt.processor_for_config",
+)
+
 LAVISH = ModelFamily(
     model_type="lavish",
     name="LAVisH",
@@ -352,7 +405,11 @@ DG_SCT = ModelFamily(
     processor_for_config="hf_av.conversion.dg_sct.processor_for_config",
 )
 
-FAMILIES: Mapping[str, ModelFamily] = MappingProxyType({row.model_type: row for row in (CAV_MAE, LAVISH, DG_SCT)})
+
+
+FAMILIES: Mapping[str, ModelFamily] = MappingProxyType(
+    {row.model_type: row for row in (CAV_MAE, VATT, LAVISH, DG_SCT)}
+)
 
 
 def get_family(model_type: str) -> ModelFamily:
