@@ -353,13 +353,16 @@ def _load_backbone(source, model_class, what: str):
     if isinstance(source, model_class):
         return source
     if isinstance(source, PreTrainedModel):
-        raise TypeError(f"{what} must be a {model_class.__name__} (or a folder / Hub id of one), got {type(source).__name__}.")
+        raise TypeError(
+            f"{what} must be a {model_class.__name__} (or a folder / Hub id of one), got {type(source).__name__}."
+        )
     return model_class.from_pretrained(source)
 
 
 def _check_inputs(input_values: torch.Tensor | None, pixel_values: torch.Tensor | None, config: DgSctConfig):
     if input_values is None or pixel_values is None:
-        missing = [name for name, value in (("input_values", input_values), ("pixel_values", pixel_values)) if value is None]
+        given = (("input_values", input_values), ("pixel_values", pixel_values))
+        missing = [name for name, value in given if value is None]
         raise ValueError(
             f"DG-SCT needs both modalities (each guides the other inside the encoders); missing: {', '.join(missing)}."
         )
@@ -381,7 +384,8 @@ def _check_inputs(input_values: torch.Tensor | None, pixel_values: torch.Tensor 
         )
     if pixel_values.ndim != 5:
         raise ValueError(
-            f"pixel_values must be frames [batch, segments, channels, height, width], got shape {tuple(pixel_values.shape)}."
+            "pixel_values must be frames [batch, segments, channels, height, width], got shape "
+            f"{tuple(pixel_values.shape)}."
         )
     if pixel_values.shape[:2] != input_values.shape[:2]:
         raise ValueError(
@@ -621,9 +625,9 @@ class DgSctEventHead(nn.Module):
         return scores.sort(dim=1, descending=True).values[:, : self.top_k].mean(dim=1)
 
     def forward(self, visual: torch.Tensor, audio: torch.Tensor):
-        av_class_logits = (
-            self._top_k_mean(self.visual_class_activation(visual)) + self._top_k_mean(self.audio_class_activation(audio))
-        ) / 2
+        visual_scores = self._top_k_mean(self.visual_class_activation(visual))
+        audio_scores = self._top_k_mean(self.audio_class_activation(audio))
+        av_class_logits = (visual_scores + audio_scores) / 2
         fused = (visual + audio) / 2
         is_event_logits = self.event_presence(fused).squeeze(-1)
         event_logits = self.event_classifier(fused.max(dim=1).values)

@@ -88,7 +88,8 @@ class DgSctModelTest(ModelTesterMixin, unittest.TestCase):
 
     def batch_independent_fields(self, model_class):
         if model_class is DgSctModel:
-            return ["audio_pooler_output", "visual_pooler_output", "audio_last_hidden_state", "visual_last_hidden_state"]
+            return ["audio_pooler_output", "visual_pooler_output", "audio_last_hidden_state",
+                    "visual_last_hidden_state"]
         return ["logits", "is_event_logits", "audio_visual_gate", "av_class_logits"]
 
     def loss_kwargs(self, model_class, config, batch_size):
@@ -292,9 +293,9 @@ def test_build_from_pretrained_backbones_trains_only_dg_sct_and_head(tmp_path):
             parameter.add_(0.01)
     swin.save_pretrained(tmp_path / "swin")
     clap.save_pretrained(tmp_path / "clap")
-    settings = tiny_config().to_dict()
+    settings = {k: v for k, v in tiny_config().to_dict().items() if k not in ("vision_config", "audio_config")}
     model = DgSctForAudioVisualEventLocalization.from_pretrained_backbones(
-        tmp_path / "swin", tmp_path / "clap", **{k: v for k, v in settings.items() if k not in ("vision_config", "audio_config")}
+        tmp_path / "swin", tmp_path / "clap", **settings
     )
     for name, tensor in swin.state_dict().items():
         assert torch.equal(model.dg_sct.visual_backbone.swinv2.state_dict()[name], tensor), name
