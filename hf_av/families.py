@@ -257,6 +257,51 @@ CAV_MAE = ModelFamily(
     processor_for_config="hf_av.training.tasks.cav_mae_processor_for_config",
 )
 
+LAVISH = ModelFamily(
+    model_type="lavish",
+    name="LAVisH",
+    config="modeling.lavish.LavishConfig",
+    models={
+        "AutoModel": "modeling.lavish.LavishModel",
+        "AutoModelForAudioVisualEventLocalization": "modeling.lavish.LavishForAudioVisualEventLocalization",
+    },
+    feature_extractor="hf_av.processing.lavish.LavishFeatureExtractor",
+    image_processor="hf_av.processing.lavish.LavishImageProcessor",
+    processor="hf_av.processing.lavish.LavishProcessor",
+    converter=ConverterSpec(
+        function="hf_av.conversion.lavish.convert_lavish_checkpoint",
+        original_kinds=("ave",),
+        checkpoint_format="PyTorch .pth (MMIL_Net state dict)",
+        script="conversion_scripts/convert_lavish_original_to_hf.py",
+    ),
+    card=CardFacts(
+        paper_title="Vision Transformers are Parameter-Efficient Audio-Visual Learners",
+        authors_venue="Lin et al., CVPR 2023",
+        paper="https://arxiv.org/abs/2212.07983",
+        original_repository="https://github.com/GenjiB/LAVISH",
+        license="mit",
+        license_text=(
+            "The original code is released under the MIT licence (badge of https://github.com/GenjiB/LAVISH); the "
+            "authors released no trained weights. The frozen Swin-V2 backbone's weights keep their own licence."
+        ),
+        citation=(
+            "@InProceedings{LAVISH_CVPR2023,\n  author = {Lin, Yan-Bo and Sung, Yi-Lin and Lei, Jie and Bansal, "
+            "Mohit and Bertasius, Gedas},\n  title = {Vision Transformers are Parameter-Efficient Audio-Visual "
+            "Learners},\n  booktitle = {Proceedings of the IEEE/CVF Conference on Computer Vision and Pattern "
+            "Recognition},\n  year = {2023}\n}"
+        ),
+        tags=("audio-visual", "lavish", "event-localization", "ave", "adapters"),
+        paper_results=PaperTable(
+            title="Paper result (AVE, Swin-V2-L backbone, ~10.1M trainable parameters)",
+            columns=("task", "accuracy"),
+            rows=(("AVE event localisation", 81.1),),
+        ),
+        card_builder="hf_av.conversion.lavish.lavish_model_card",
+    ),
+    tasks={"event-localization": "LavishForAudioVisualEventLocalization"},
+    processor_for_config="hf_av.conversion.lavish.lavish_processor_for_config",
+)
+
 DG_SCT = ModelFamily(
     model_type="dg-sct",
     name="DG-SCT",
@@ -307,7 +352,7 @@ DG_SCT = ModelFamily(
     processor_for_config="hf_av.conversion.dg_sct.processor_for_config",
 )
 
-FAMILIES: Mapping[str, ModelFamily] = MappingProxyType({row.model_type: row for row in (CAV_MAE, DG_SCT)})
+FAMILIES: Mapping[str, ModelFamily] = MappingProxyType({row.model_type: row for row in (CAV_MAE, LAVISH, DG_SCT)})
 
 
 def get_family(model_type: str) -> ModelFamily:

@@ -94,11 +94,13 @@ def _window_mask_additions() -> int:
     key's probability with and without the mask is ``exp(-additions)``.
     """
     probe_config = Swinv2Config(embed_dim=4, num_heads=[1], depths=[1], window_size=2, qkv_bias=True)
-    attention = Swinv2SelfAttention(probe_config, dim=4, num_heads=1, window_size=2).double().eval()
-    hidden = torch.linspace(-1.0, 1.0, 16, dtype=torch.float64).reshape(1, 4, 4)
-    mask = torch.zeros(1, 4, 4, dtype=torch.float64)
-    mask[..., 1] = -1.0
-    with torch.no_grad():
+    # explicit CPU device: the first forward may happen under a meta or other default-device context; the probe's
+    # random initialisation must not consume the caller's random numbers
+    with torch.device("cpu"), torch.no_grad(), torch.random.fork_rng(devices=[]):
+        attention = Swinv2SelfAttention(probe_config, dim=4, num_heads=1, window_size=2).double().eval()
+        hidden = torch.linspace(-1.0, 1.0, 16, dtype=torch.float64).reshape(1, 4, 4)
+        mask = torch.zeros(1, 4, 4, dtype=torch.float64)
+        mask[..., 1] = -1.0
         unmasked = attention(hidden, None, output_attentions=True)[1]
         masked = attention(hidden, mask, output_attentions=True)[1]
     ratio = (masked[..., 1] / unmasked[..., 1]) / (masked[..., 0] / unmasked[..., 0])
