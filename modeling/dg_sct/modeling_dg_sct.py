@@ -387,6 +387,14 @@ def _check_inputs(input_values: torch.Tensor | None, pixel_values: torch.Tensor 
             "pixel_values must be frames [batch, segments, channels, height, width], got shape "
             f"{tuple(pixel_values.shape)}."
         )
+    image_size = config.vision_config.image_size
+    image_size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    if tuple(pixel_values.shape[-2:]) != image_size:
+        raise ValueError(
+            f"pixel_values frames are {pixel_values.shape[-2]}x{pixel_values.shape[-1]}; the model takes "
+            f"{image_size[0]}x{image_size[1]} (vision_config.image_size): the DG-SCT token projections are tied to "
+            "the token grid of that size."
+        )
     if pixel_values.shape[:2] != input_values.shape[:2]:
         raise ValueError(
             f"input_values and pixel_values must have the same batch size and number of segments, got "
@@ -697,7 +705,14 @@ class DgSctForAudioVisualEventLocalization(DgSctPreTrainedModel):
                     f"labels must be per-segment class ids of shape {tuple(is_event_logits.shape)}, "
                     f"got {tuple(labels.shape)}."
                 )
-            loss = self.compute_loss(labels.to(logits.device).long(), is_event_logits, gate, logits, av_class_logits)
+            labels = labels.to(logits.device).long()
+            invalid = labels[(labels != -100) & ((labels < 0) | (labels >= self.config.num_labels))]
+            if invalid.numel():
+                raise ValueError(
+                    f"labels must be class ids in [0, {self.config.num_labels}) (background = "
+                    f"{self.config.background_id}) or -100 for padding, got {invalid.unique().tolist()}."
+                )
+            loss = self.compute_loss(labels, is_event_logits, gate, logits, av_class_logits)
         output = DgSctEventLocalizationOutput(
             loss=loss,
             logits=logits,

@@ -238,6 +238,8 @@ class DgSctModelTest(ModelTesterMixin, unittest.TestCase):
         with torch.no_grad():
             loss = model(**tiny_inputs(), labels=padded).loss
         self.assertTrue(torch.isfinite(loss))
+        with self.assertRaisesRegex(ValueError, r"class ids in \[0, 5\).*\[7\]"):
+            model(**tiny_inputs(), labels=torch.tensor([[1, 4, 7], [4, 4, 2]]))
         with self.assertRaisesRegex(ValueError, "per-segment class ids"):
             model(**tiny_inputs(), labels=torch.tensor([1, 2]))
 
@@ -252,6 +254,8 @@ class DgSctModelTest(ModelTesterMixin, unittest.TestCase):
             model(input_values=inputs["input_values"][:, :2], pixel_values=inputs["pixel_values"])
         with self.assertRaisesRegex(ValueError, r"\[batch, segments, frames, mel_bins\]"):
             model(input_values=inputs["input_values"][0], pixel_values=inputs["pixel_values"])
+        with self.assertRaisesRegex(ValueError, "frames are 24x24; the model takes 32x32"):
+            model(input_values=inputs["input_values"], pixel_values=inputs["pixel_values"][..., :24, :24])
         with self.assertRaisesRegex(ValueError, "at most 128"):
             model(input_values=torch.zeros(2, SEGMENTS, 129, 8), pixel_values=inputs["pixel_values"])
 
