@@ -28,7 +28,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", required=True, help="original AVE state dict (.pt/.pth, plain torch.save)")
     parser.add_argument("--output-dir", required=True, help="folder to write (replaced atomically)")
-    parser.add_argument("--original-config", default=None, help="JSON with the original settings (opt/swin/htsat/heads)")
+    parser.add_argument("--original-config", default=None,
+                        help="JSON with the original settings (opt/swin/htsat/heads)")
     return parser.parse_args(argv)
 
 

@@ -110,7 +110,9 @@ def _adapter_list_rules(model_prefix: str) -> list:
             source = rf"{original_modality}_adapter_blocks_{part}\.(\d+)\."
             target = rf"{model_prefix}cross_modal_blocks.\1.{modality}_before_{position}."
             rules.append(drop(source + "gate_tk", "latent-token gate, created but never used by the original"))
-            rules.append(rename(source + r"conv_adapter\.weight", target + "token_projection.weight", conv1x1_to_linear))
+            rules.append(
+                rename(source + r"conv_adapter\.weight", target + "token_projection.weight", conv1x1_to_linear)
+            )
             for original, converted in _MODULE_NAMES.items():
                 if original in ("gate", "my_tokens", "gate_av"):
                     rules.append(rename(source + original, target + converted))

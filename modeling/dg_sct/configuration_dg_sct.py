@@ -182,7 +182,8 @@ class DgSctConfig(PreTrainedConfig):
                     "depth must be a positive multiple of the audio depth to pair the blocks."
                 )
         for stage in range(len(vision.depths)):
-            for name, width in (("vision", vision.embed_dim * 2**stage), ("audio", audio.patch_embeds_hidden_size * 2**stage)):
+            widths = (("vision", vision.embed_dim * 2**stage), ("audio", audio.patch_embeds_hidden_size * 2**stage))
+            for name, width in widths:
                 if width % self.adapter_reduction_factor != 0 or (width // self.adapter_reduction_factor) < 1:
                     raise ValueError(
                         f"DgSctConfig.adapter_reduction_factor ({self.adapter_reduction_factor}) must divide the "

@@ -353,13 +353,16 @@ def _load_backbone(source, model_class, what: str):
     if isinstance(source, model_class):
         return source
     if isinstance(source, PreTrainedModel):
-        raise TypeError(f"{what} must be a {model_class.__name__} (or a folder / Hub id of one), got {type(source).__name__}.")
+        raise TypeError(
+            f"{what} must be a {model_class.__name__} (or a folder / Hub id of one), got {type(source).__name__}."
+        )
     return model_class.from_pretrained(source)
 
 
 def _check_inputs(input_values: torch.Tensor | None, pixel_values: torch.Tensor | None, config: DgSctConfig):
     if input_values is None or pixel_values is None:
-        missing = [name for name, value in (("input_values", input_values), ("pixel_values", pixel_values)) if value is None]
+        given = (("input_values", input_values), ("pixel_values", pixel_values))
+        missing = [name for name, value in given if value is None]
         raise ValueError(
             f"DG-SCT needs both modalities (each guides the other inside the encoders); missing: {', '.join(missing)}."
         )
@@ -381,7 +384,16 @@ def _check_inputs(input_values: torch.Tensor | None, pixel_values: torch.Tensor 
         )
     if pixel_values.ndim != 5:
         raise ValueError(
-            f"pixel_values must be frames [batch, segments, channels, height, width], got shape {tuple(pixel_values.shape)}."
+            "pixel_values must be frames [batch, segments, channels, height, width], got shape "
+            f"{tuple(pixel_values.shape)}."
+        )
+    image_size = config.vision_config.image_size
+    image_size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    if tuple(pixel_values.shape[-2:]) != image_size:
+        raise ValueError(
+            f"pixel_values frames are {pixel_values.shape[-2]}x{pixel_values.shape[-1]}; the model takes "
+            f"{image_size[0]}x{image_size[1]} (vision_config.image_size): the DG-SCT token projections are tied to "
+            "the token grid of that size."
         )
     if pixel_values.shape[:2] != input_values.shape[:2]:
         raise ValueError(
@@ -621,9 +633,9 @@ class DgSctEventHead(nn.Module):
         return scores.sort(dim=1, descending=True).values[:, : self.top_k].mean(dim=1)
 
     def forward(self, visual: torch.Tensor, audio: torch.Tensor):
-        av_class_logits = (
-            self._top_k_mean(self.visual_class_activation(visual)) + self._top_k_mean(self.audio_class_activation(audio))
-        ) / 2
+        visual_scores = self._top_k_mean(self.visual_class_activation(visual))
+        audio_scores = self._top_k_mean(self.audio_class_activation(audio))
+        av_class_logits = (visual_scores + audio_scores) / 2
         fused = (visual + audio) / 2
         is_event_logits = self.event_presence(fused).squeeze(-1)
         event_logits = self.event_classifier(fused.max(dim=1).values)
@@ -693,7 +705,14 @@ class DgSctForAudioVisualEventLocalization(DgSctPreTrainedModel):
                     f"labels must be per-segment class ids of shape {tuple(is_event_logits.shape)}, "
                     f"got {tuple(labels.shape)}."
                 )
-            loss = self.compute_loss(labels.to(logits.device).long(), is_event_logits, gate, logits, av_class_logits)
+            labels = labels.to(logits.device).long()
+            invalid = labels[(labels != -100) & ((labels < 0) | (labels >= self.config.num_labels))]
+            if invalid.numel():
+                raise ValueError(
+                    f"labels must be class ids in [0, {self.config.num_labels}) (background = "
+                    f"{self.config.background_id}) or -100 for padding, got {invalid.unique().tolist()}."
+                )
+            loss = self.compute_loss(labels, is_event_logits, gate, logits, av_class_logits)
         output = DgSctEventLocalizationOutput(
             loss=loss,
             logits=logits,
