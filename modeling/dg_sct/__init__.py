@@ -19,3 +19,17 @@ __all__ = [
     "DgSctModelOutput",
     "DgSctPreTrainedModel",
 ]
+
+from .configuration_dg_sct_tasks import (  # noqa: E402
+    DgSctQuestionAnsweringConfig,
+)
+from .modeling_dg_sct_tasks import (  # noqa: E402
+    DgSctForAudioVisualQuestionAnswering,
+    DgSctQuestionAnsweringOutput,
+)
+
+__all__ += [
+    "DgSctForAudioVisualQuestionAnswering",
+    "DgSctQuestionAnsweringConfig",
+    "DgSctQuestionAnsweringOutput",
+]
