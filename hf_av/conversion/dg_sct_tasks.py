@@ -3,6 +3,7 @@
 The backbone part of every map (timm-0.6 Swin-V2 `swin.`, HTS-AT `htsat.`, the four DG-SCT module lists) is the AVE
 converter's, imported from `hf_av.conversion.dg_sct`; this module adds each task head's rules:
 
+* AVVP (`AVVP/nets/mgn.py` `MGN_Net`, plain state dict) -> `DgSctForAudioVisualVideoParsing`;
 * AVQA (`AVQA/net_grd_avst/net_avst.py` `AVQA_Fusion_Net`, saved from `nn.DataParallel`: every key starts with
   `module.`) -> `DgSctForAudioVisualQuestionAnswering`.
 """
@@ -10,6 +11,7 @@ converter's, imported from `hf_av.conversion.dg_sct`; this module adds each task
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ from typing import Any
 import torch
 
 from ..errors import CheckpointConversionError
-from .dg_sct import _adapter_list_rules, dg_sct_config_from_original
+from .dg_sct import _adapter_list_rules, _temporal_rules, dg_sct_config_from_original
 from .htsat import htsat_key_map
 from .timm_swinv2 import timm_swinv2_key_map
 from .toolkit import KeyMap, drop, load_torch_checkpoint, rename
@@ -29,7 +31,7 @@ __all__ = [
     "load_original_dg_sct_task",
 ]
 
-TASKS = ("avqa",)
+TASKS = ("avvp", "avqa")
 UNUSED = "created by the original but never used in its forward"
 
 
@@ -72,9 +74,74 @@ def _avqa_head_rules() -> list:
     return rules
 
 
+_GROUPING_BLOCK_NAMES = {
+    "norm_tokens": "norm_tokens",
+    "mlp_inter.fc1": "token_mlp.fc1",
+    "mlp_inter.fc2": "token_mlp.fc2",
+    "norm_post_tokens": "norm_post_tokens",
+    "norm_x": "norm_inputs",
+    "pre_assign_attn.attn.q_proj": "cross_attention.q_proj",
+    "pre_assign_attn.attn.k_proj": "cross_attention.k_proj",
+    "pre_assign_attn.attn.v_proj": "cross_attention.v_proj",
+    "pre_assign_attn.attn.proj": "cross_attention.proj",
+    "pre_assign_attn.norm2": "cross_attention_norm",
+    "pre_assign_attn.mlp.fc1": "cross_attention_mlp.fc1",
+    "pre_assign_attn.mlp.fc2": "cross_attention_mlp.fc2",
+    "pre_assign_attn.norm_post": "cross_attention_norm_post",
+    "assign.q_proj": "assign_query",
+    "assign.k_proj": "assign_key",
+    "assign.v_proj": "assign_value",
+    "assign.proj": "assign_proj",
+    "norm_new_x": "norm_new_tokens",
+    "mlp_channels.fc1": "channel_mlp.fc1",
+    "mlp_channels.fc2": "channel_mlp.fc2",
+}
+_GROUPING_LAYER_NAMES = {
+    "norm1": "layernorm_before",
+    "attn.qkv": "attention.qkv",
+    "attn.proj": "attention.proj",
+    "norm2": "layernorm_after",
+    "mlp.fc1": "mlp.fc1",
+    "mlp.fc2": "mlp.fc2",
+}
+
+
+def _avvp_head_rules() -> list:
+    rules = [
+        drop(
+            r"(?:audio|vis)_adapter_blocks_p[12]\.\d+\.(?:fc_caption|temporal_gated\.0)\.(?:weight|bias)",
+            "AVVP DG-SCT module caption projection / temporal gate: " + UNUSED,
+        ),
+        rename(r"audio_token", "parsing_head.audio_class_tokens"),
+        rename(r"visual_token", "parsing_head.visual_class_tokens"),
+    ]
+    for source, target in (
+        ("fc_a", "audio_projection"), ("fc_v", "visual_projection"), ("fc_st", "clip_projection"),
+        ("fc_fusion", "fusion"), ("fc_prob", "audio_visual_classifier"), ("fc_prob_a", "audio_classifier"),
+        ("fc_prob_v", "visual_classifier"), ("fc_cls", "class_token_classifier"),
+    ):
+        rules.append(_linear(source, f"parsing_head.{target}"))
+    for source, target in (("audio_cug", "audio_grouping"), ("visual_cug", "visual_grouping"), ("av_mcg", "audio_visual_grouping")):
+        for original, converted in _GROUPING_LAYER_NAMES.items():
+            rules.append(
+                rename(
+                    rf"{source}\.blocks\.(\d+)\.{re.escape(original)}\.(weight|bias)",
+                    rf"parsing_head.{target}.layers.\1.{converted}.\2",
+                )
+            )
+        for block, converted_block in (("grouping", "grouping"), ("han_encoder", "cross_modal_grouping")):
+            for original, converted in _GROUPING_BLOCK_NAMES.items():
+                rules.append(_linear(f"{source}.{block}.{original}", f"parsing_head.{target}.{converted_block}.{converted}"))
+    # The AVE temporal-attention rules, moved under the parsing head (the AVVP copy has no decoders / projections).
+    rules += KeyMap(_temporal_rules()).with_prefixes("", "parsing_head.").rules
+    return rules
+
+
 def dg_sct_task_key_map(task: str) -> KeyMap:
     """The whole original model of `task` -> its hf_av head class (keys without any `module.` prefix)."""
-    if task == "avqa":
+    if task == "avvp":
+        head = _avvp_head_rules()
+    elif task == "avqa":
         head = _avqa_head_rules()
     else:
         raise ValueError(f"unknown DG-SCT task {task!r}; expected one of {TASKS}")
@@ -104,11 +171,38 @@ def dg_sct_task_config_from_original(
 ):
     """The task's config from the original settings (fixture `config.json` layout: `opt`, `swin`, `htsat`,
     `heads`) and the checkpoint's tensor shapes (which win for sizes)."""
-    from modeling.dg_sct import DgSctQuestionAnsweringConfig
+    from modeling.dg_sct import DgSctQuestionAnsweringConfig, DgSctVideoParsingConfig
 
     original_config = dict(original_config or {})
     state_dict = dict(state_dict or {})
     kwargs = _backbone_kwargs(original_config, state_dict)
+    if task == "avvp":
+        heads = dict(original_config.get("heads", {}))
+        opt = dict(original_config.get("opt", {}))
+        width = state_dict["fc_a.weight"].shape[0] if "fc_a.weight" in state_dict else int(opt.get("dim", 128))
+        gate = state_dict.get("temporal_attn.audio_gated.0.weight")
+        hidden = gate.shape[1] if gate is not None else int(heads.get("ta_d_model", 64))
+        feed_forward = state_dict.get("temporal_attn.audio_encoder.encoder.layers.0.linear1.weight")
+
+        def depth(prefix):
+            return len({k.split(".")[2] for k in state_dict if k.startswith(prefix + ".blocks.")}) or None
+
+        classes = state_dict.get("fc_cls.weight")
+        return DgSctVideoParsingConfig(
+            **kwargs,
+            latent_token_init="uniform",
+            parsing_hidden_size=width,
+            clip_feature_size=state_dict["fc_st.weight"].shape[1] if "fc_st.weight" in state_dict else 512,
+            temporal_hidden_size=hidden,
+            temporal_visual_dim=2 * hidden,
+            temporal_intermediate_size=feed_forward.shape[0] if feed_forward is not None else int(heads.get("ta_ff", 1024)),
+            audio_grouping_depth=depth("audio_cug") or int(opt.get("depth_aud", 3)),
+            visual_grouping_depth=depth("visual_cug") or int(opt.get("depth_vis", 3)),
+            audio_visual_grouping_depth=depth("av_mcg") or int(opt.get("depth_av", 6)),
+            unimodal_assignment=str(opt.get("unimodal_assign", "soft")),
+            crossmodal_assignment=str(opt.get("crossmodal_assign", "soft")),
+            num_labels=classes.shape[0] if classes is not None else 25,
+        )
     if task == "avqa":
         embeddings = state_dict.get("question_encoder.word2vec.weight")
         lstm = state_dict.get("question_encoder.lstm.weight_hh_l0")
@@ -130,9 +224,9 @@ def dg_sct_task_config_from_original(
 # Conversion
 # ------------------------------------------------------------------------------------------------------------------
 def _model_class(task: str):
-    from modeling.dg_sct import DgSctForAudioVisualQuestionAnswering
+    from modeling.dg_sct import DgSctForAudioVisualQuestionAnswering, DgSctForAudioVisualVideoParsing
 
-    return {"avqa": DgSctForAudioVisualQuestionAnswering}[task]
+    return {"avqa": DgSctForAudioVisualQuestionAnswering, "avvp": DgSctForAudioVisualVideoParsing}[task]
 
 
 def _strip_data_parallel(state_dict: Mapping[str, torch.Tensor]) -> dict:

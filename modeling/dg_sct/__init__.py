@@ -22,14 +22,20 @@ __all__ = [
 
 from .configuration_dg_sct_tasks import (  # noqa: E402
     DgSctQuestionAnsweringConfig,
+    DgSctVideoParsingConfig,
 )
 from .modeling_dg_sct_tasks import (  # noqa: E402
     DgSctForAudioVisualQuestionAnswering,
+    DgSctForAudioVisualVideoParsing,
     DgSctQuestionAnsweringOutput,
+    DgSctVideoParsingOutput,
 )
 
 __all__ += [
     "DgSctForAudioVisualQuestionAnswering",
     "DgSctQuestionAnsweringConfig",
     "DgSctQuestionAnsweringOutput",
+    "DgSctForAudioVisualVideoParsing",
+    "DgSctVideoParsingConfig",
+    "DgSctVideoParsingOutput",
 ]

@@ -94,3 +94,87 @@ class DgSctQuestionAnsweringConfig(DgSctConfig):
                 f"DgSctQuestionAnsweringConfig: the head width (visual output width {self.head_width}) must be "
                 f"divisible by qa_num_attention_heads ({self.qa_num_attention_heads})."
             )
+
+
+GROUP_ASSIGNMENTS = ("soft", "hard")
+
+
+@strict
+class DgSctVideoParsingConfig(DgSctConfig):
+    r"""
+    Configuration of `DgSctForAudioVisualVideoParsing` (the original `AVVP/nets/mgn.py` `MGN_Net`: weakly supervised
+    audio-visual video parsing on LLP, 25 event classes). Everything of `DgSctConfig` applies (the AVVP release uses
+    the AVE DG-SCT module flags); the head is the original's: projections of the pooled features, its temporal
+    attention (only the visual result is used), fusion with precomputed 3-D clip features, and MGN's class-aware
+    uni-modal and cross-modal grouping (Mo & Tian, "Multi-modal Grouping Network").
+
+    Args:
+        parsing_hidden_size (`int`, defaults to 128): width of the grouping network (`args.dim`).
+        clip_feature_size (`int`, defaults to 512): width of the precomputed 3-D clip features (R(2+1)D-18).
+        temporal_hidden_size (`int`, defaults to 64), temporal_intermediate_size (`int`, defaults to 1024),
+        temporal_gate_scale (`float`, defaults to 0.05): the AVVP temporal attention (both BiLSTMs have hidden size
+            `temporal_hidden_size`; encoders of 2 post-norm layers; segment gates scaled by gamma).
+        grouping_num_attention_heads (`int`, defaults to 8): heads of the grouping transformer blocks.
+        audio_grouping_depth (`int`, defaults to 3), visual_grouping_depth (`int`, defaults to 3),
+        audio_visual_grouping_depth (`int`, defaults to 6): transformer blocks before each grouping.
+        grouping_mlp_ratio (`float`, defaults to 4.0): MLP width ratio of those blocks and of the grouping MLPs.
+        grouping_token_mlp_ratio (`float`, defaults to 0.5): hidden width (ratio of `parsing_hidden_size`) of the
+            token-mixing MLP over the group axis.
+        grouping_drop_path (`float`, defaults to 0.1): stochastic depth of the grouping transformer blocks.
+        unimodal_assignment (`str`, defaults to `"soft"`), crossmodal_assignment (`str`, defaults to `"soft"`):
+            `"soft"` (softmax over groups) or `"hard"` (Gumbel straight-through in training, one-hot in
+            evaluation). The audio branch's cross-modal (HAN) step uses the opposite of `unimodal_assignment`, as
+            the original.
+        visual_label_smoothing (`float`, defaults to 0.1): the visual probabilities are trained towards
+            `(1 - s) * y + s / 2` (the original's 0.9 y + 0.05).
+        probability_clamp (`float`, defaults to 1e-7): probabilities are clamped to `[eps, 1 - eps]` in the loss.
+        num_labels / id2label: the event classes (25 for LLP).
+    """
+
+    model_type = "dg-sct-avvp"
+
+    temporal_hidden_size: int = 64
+    temporal_visual_dim: int = 128
+    temporal_gate_scale: float = 0.05
+    parsing_hidden_size: int = 128
+    clip_feature_size: int = 512
+    grouping_num_attention_heads: int = 8
+    audio_grouping_depth: int = 3
+    visual_grouping_depth: int = 3
+    audio_visual_grouping_depth: int = 6
+    grouping_mlp_ratio: float = 4.0
+    grouping_token_mlp_ratio: float = 0.5
+    grouping_drop_path: float = 0.1
+    unimodal_assignment: str = "soft"
+    crossmodal_assignment: str = "soft"
+    visual_label_smoothing: float = 0.1
+    probability_clamp: float = 1e-7
+
+    def __post_init__(self, **kwargs):
+        if self.trainable_parameters is None:
+            # The original freezes the two backbones and trains everything else.
+            self.trainable_parameters = ["*cross_modal_blocks.*", "parsing_head.*"]
+        if "num_labels" not in kwargs and "id2label" not in kwargs:
+            kwargs["num_labels"] = 25
+        super().__post_init__(**kwargs)
+
+    def validate_architecture(self):
+        super().validate_architecture()
+        _check_positive(
+            self,
+            ("parsing_hidden_size", "clip_feature_size", "grouping_num_attention_heads", "audio_grouping_depth",
+             "visual_grouping_depth", "audio_visual_grouping_depth"),
+        )
+        if self.parsing_hidden_size % self.grouping_num_attention_heads:
+            raise ValueError(
+                f"DgSctVideoParsingConfig.parsing_hidden_size ({self.parsing_hidden_size}) must be divisible by "
+                f"grouping_num_attention_heads ({self.grouping_num_attention_heads})."
+            )
+        for name in ("unimodal_assignment", "crossmodal_assignment"):
+            if getattr(self, name) not in GROUP_ASSIGNMENTS:
+                raise ValueError(
+                    f"DgSctVideoParsingConfig.{name} must be one of {GROUP_ASSIGNMENTS}, got {getattr(self, name)!r}."
+                )
+        _check_probability(self, ("grouping_drop_path", "visual_label_smoothing", "probability_clamp"))
+        if int(self.grouping_token_mlp_ratio * self.parsing_hidden_size) < 1 or self.grouping_mlp_ratio <= 0:
+            raise ValueError("DgSctVideoParsingConfig: the grouping MLP ratios must give widths >= 1.")

@@ -1,6 +1,7 @@
 """DG-SCT heads for the other downstream tasks of the paper, each on the same `DgSctModel` (frozen Swin-V2 and
 HTS-AT with DG-SCT modules):
 
+* `DgSctForAudioVisualVideoParsing`: AVVP on LLP (`AVVP/nets/mgn.py` `MGN_Net`, `AVVP/nets/grouping.py`).
 * `DgSctForAudioVisualQuestionAnswering`: MUSIC-AVQA (`AVQA/net_grd_avst/net_avst.py` `AVQA_Fusion_Net`).
 
 Names follow the original modules; each class says which original function it reproduces.
@@ -15,13 +16,398 @@ from torch import nn
 from torch.nn import functional as F
 from transformers.utils import ModelOutput
 
-from .configuration_dg_sct_tasks import DgSctQuestionAnsweringConfig
-from .modeling_dg_sct import DgSctModel, DgSctPreTrainedModel
+from transformers import initialization as init
+
+from .configuration_dg_sct_tasks import DgSctQuestionAnsweringConfig, DgSctVideoParsingConfig
+from .modeling_dg_sct import DgSctModel, DgSctPreTrainedModel, DgSctTemporalStack
 
 __all__ = [
     "DgSctForAudioVisualQuestionAnswering",
+    "DgSctForAudioVisualVideoParsing",
     "DgSctQuestionAnsweringOutput",
+    "DgSctVideoParsingOutput",
 ]
+
+
+def _drop_path(hidden_states: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
+    """Stochastic depth per sample (identity in evaluation)."""
+    if rate == 0.0 or not training:
+        return hidden_states
+    keep = 1.0 - rate
+    mask = hidden_states.new_empty((hidden_states.shape[0],) + (1,) * (hidden_states.ndim - 1)).bernoulli_(keep)
+    return hidden_states * mask / keep
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Video parsing (AVVP / LLP): MGN grouping over the DG-SCT features
+# ------------------------------------------------------------------------------------------------------------------
+@dataclass
+class DgSctVideoParsingOutput(ModelOutput):
+    r"""
+    loss (`torch.FloatTensor` of shape `()`, *optional*, returned when `labels` are given):
+        The original weak-label loss: BCE(global_probs, y) + BCE(audio_probs, y) + BCE(visual_probs, smoothed y)
+        + CE(audio_class_token_logits, class ids) + CE(visual_class_token_logits, class ids), probabilities clamped.
+    global_probs (`torch.FloatTensor` of shape `(batch_size, num_labels)`):
+        Video-level audio-visual event probabilities (the original `global_prob`); an event is in the video when
+        >= 0.5.
+    audio_probs, visual_probs (`torch.FloatTensor` of shape `(batch_size, num_labels)`):
+        Video-level probabilities of each modality (`a_prob`, `v_prob`).
+    audio_frame_probs, visual_frame_probs (`torch.FloatTensor` of shape `(batch_size, num_segments, num_labels)`):
+        Per-segment scores of each modality (`a_frame_prob`, `v_frame_prob`): the class probability times the
+        grouping assignment map; the original marks a segment when >= 0.5 and the class is in the video.
+    audio_class_token_logits, visual_class_token_logits (`torch.FloatTensor` of shape `(num_labels, num_labels)`):
+        The classifier applied to the learned class tokens (`aud_cls_prob`, `vis_cls_prob`), trained towards the
+        identity.
+    audio_pooler_output, visual_pooler_output, audio_hidden_states, visual_hidden_states, audio_attentions,
+    visual_attentions: as in `DgSctModelOutput`.
+    """
+
+    loss: torch.FloatTensor | None = None
+    global_probs: torch.FloatTensor | None = None
+    audio_probs: torch.FloatTensor | None = None
+    visual_probs: torch.FloatTensor | None = None
+    audio_frame_probs: torch.FloatTensor | None = None
+    visual_frame_probs: torch.FloatTensor | None = None
+    audio_class_token_logits: torch.FloatTensor | None = None
+    visual_class_token_logits: torch.FloatTensor | None = None
+    audio_pooler_output: torch.FloatTensor | None = None
+    visual_pooler_output: torch.FloatTensor | None = None
+    audio_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    visual_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    audio_attentions: tuple[torch.FloatTensor, ...] | None = None
+    visual_attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+class DgSctGroupingMlp(nn.Module):
+    def __init__(self, in_features: int, hidden_features: int, out_features: int):
+        super().__init__()
+        self.fc1 = nn.Linear(in_features, hidden_features)
+        self.fc2 = nn.Linear(hidden_features, out_features)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.fc2(F.gelu(self.fc1(hidden_states)))
+
+
+class DgSctGroupingAttention(nn.Module):
+    r"""Multi-head attention of the grouping network: fused `qkv` for self-attention (the original `AttnBlock`),
+    separate `q_proj`/`k_proj`/`v_proj` for cross-attention (`CrossAttnBlock`)."""
+
+    def __init__(self, width: int, num_heads: int, fused: bool):
+        super().__init__()
+        self.num_heads = num_heads
+        self.scale = (width // num_heads) ** -0.5
+        if fused:
+            self.qkv = nn.Linear(width, 3 * width)
+        else:
+            self.q_proj = nn.Linear(width, width)
+            self.k_proj = nn.Linear(width, width)
+            self.v_proj = nn.Linear(width, width)
+        self.proj = nn.Linear(width, width)
+
+    def _heads(self, tensor: torch.Tensor) -> torch.Tensor:
+        return tensor.view(tensor.shape[0], tensor.shape[1], self.num_heads, -1).transpose(1, 2)
+
+    def forward(self, query: torch.Tensor, key: torch.Tensor | None = None) -> torch.Tensor:
+        if key is None:
+            q, k, v = self.qkv(query).chunk(3, dim=-1)
+        else:
+            q, k, v = self.q_proj(query), self.k_proj(key), self.v_proj(key)
+        q, k, v = self._heads(q), self._heads(k), self._heads(v)
+        weights = torch.softmax((q @ k.transpose(-2, -1)) * self.scale, dim=-1)
+        return self.proj((weights @ v).transpose(1, 2).flatten(2))
+
+
+class DgSctGroupingLayer(nn.Module):
+    r"""Pre-norm transformer block over segments + group tokens (the original `AttnBlock`)."""
+
+    def __init__(self, config: DgSctVideoParsingConfig):
+        super().__init__()
+        width = config.parsing_hidden_size
+        self.drop_path = config.grouping_drop_path
+        self.layernorm_before = nn.LayerNorm(width)
+        self.attention = DgSctGroupingAttention(width, config.grouping_num_attention_heads, fused=True)
+        self.layernorm_after = nn.LayerNorm(width)
+        self.mlp = DgSctGroupingMlp(width, int(width * config.grouping_mlp_ratio), width)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        hidden_states = hidden_states + _drop_path(
+            self.attention(self.layernorm_before(hidden_states)), self.drop_path, self.training
+        )
+        return hidden_states + _drop_path(self.mlp(self.layernorm_after(hidden_states)), self.drop_path, self.training)
+
+
+class DgSctGroupingBlock(nn.Module):
+    r"""Groups `num_inputs` tokens into `num_groups` group tokens (the original `GroupingBlock` and its copy
+    `GroupingBlock_Han`): token-mixing MLP over the group axis, post-norm cross-attention of the groups to the
+    tokens, single-head assignment attention (softmax over the GROUPS, then divided by row sum + 1), channel MLP.
+
+    `hard`: one-hot assignment with a straight-through gradient (Gumbel noise in training), else softmax.
+    Returns the new group tokens `[B, num_groups, C]`, the assignment actually used and the soft map
+    (1 + softmax over the inputs of the group-softmaxed logits; the original's `attn_dict["soft"]`), both
+    `[B, num_groups, num_inputs]`."""
+
+    def __init__(self, config: DgSctVideoParsingConfig, num_group_tokens: int, num_groups: int, hard: bool):
+        super().__init__()
+        width = config.parsing_hidden_size
+        self.hard = hard
+        self.scale = width**-0.5
+        self.norm_tokens = nn.LayerNorm(width)
+        self.token_mlp = DgSctGroupingMlp(num_group_tokens, int(width * config.grouping_token_mlp_ratio), num_groups)
+        self.norm_post_tokens = nn.LayerNorm(width)
+        self.norm_inputs = nn.LayerNorm(width)
+        # post-norm cross-attention block (the original `CrossAttnBlock(post_norm=True)`)
+        self.cross_attention = DgSctGroupingAttention(width, config.grouping_num_attention_heads, fused=False)
+        self.cross_attention_norm = nn.LayerNorm(width)
+        self.cross_attention_mlp = DgSctGroupingMlp(width, width * 4, width)
+        self.cross_attention_norm_post = nn.LayerNorm(width)
+        self.assign_query = nn.Linear(width, width)
+        self.assign_key = nn.Linear(width, width)
+        self.assign_value = nn.Linear(width, width)
+        self.assign_proj = nn.Linear(width, width)
+        self.norm_new_tokens = nn.LayerNorm(width)
+        self.channel_mlp = DgSctGroupingMlp(width, int(width * config.grouping_mlp_ratio), width)
+
+    def _assignment(self, logits: torch.Tensor) -> torch.Tensor:
+        if self.hard and self.training:
+            return F.gumbel_softmax(logits, tau=1.0, hard=True, dim=-2)
+        soft = torch.softmax(logits, dim=-2)
+        if not self.hard:
+            return soft
+        one_hot = torch.zeros_like(soft).scatter_(-2, soft.argmax(dim=-2, keepdim=True), 1.0)
+        return one_hot - soft.detach() + soft  # straight-through, evaluated literally as the original
+
+    def forward(self, inputs: torch.Tensor, group_tokens: torch.Tensor):
+        group_tokens = self.norm_tokens(group_tokens)
+        inputs = self.norm_inputs(inputs)
+        groups = self.norm_post_tokens(self.token_mlp(group_tokens.transpose(1, 2)).transpose(1, 2))
+        groups = groups + self.cross_attention(groups, inputs)
+        groups = self.cross_attention_norm_post(groups + self.cross_attention_mlp(self.cross_attention_norm(groups)))
+        logits = (self.assign_query(groups) @ self.assign_key(inputs).transpose(1, 2)) * self.scale
+        assignment = self._assignment(logits)
+        soft_map = 1.0 + torch.softmax(torch.softmax(logits, dim=-2), dim=-1)
+        weights = assignment / (assignment.sum(dim=-1, keepdim=True) + 1.0)
+        new_tokens = self.assign_proj(weights @ self.assign_value(inputs)) + groups
+        new_tokens = new_tokens + self.channel_mlp(self.norm_new_tokens(new_tokens))
+        return new_tokens, assignment, soft_map
+
+
+class DgSctModalityGrouping(nn.Module):
+    r"""The original `ModalityTrans`: transformer blocks over `[tokens; group tokens]`, optionally a cross-modal
+    grouping step of the tokens guided by another modality's segments (HAN, audio branch only), then grouping of
+    the tokens into the group tokens."""
+
+    def __init__(self, config: DgSctVideoParsingConfig, depth: int, hard: bool, cross_modal: bool):
+        super().__init__()
+        self.layers = nn.ModuleList([DgSctGroupingLayer(config) for _ in range(depth)])
+        segments = config.num_segments
+        self.cross_modal_grouping = DgSctGroupingBlock(config, segments, segments, not hard) if cross_modal else None
+        self.grouping = DgSctGroupingBlock(config, config.num_labels, config.num_labels, hard)
+
+    def forward(self, tokens: torch.Tensor, group_tokens: torch.Tensor, other: torch.Tensor | None = None):
+        group_tokens = group_tokens.expand(tokens.shape[0], -1, -1)
+        num_groups = group_tokens.shape[1]
+        hidden_states = torch.cat([tokens, group_tokens], dim=1)
+        for layer in self.layers:
+            hidden_states = layer(hidden_states)
+        tokens, group_tokens = hidden_states[:, :-num_groups], hidden_states[:, -num_groups:]
+        if self.cross_modal_grouping is not None and other is not None:
+            tokens = self.cross_modal_grouping(tokens, other)[0]
+        return self.grouping(tokens, group_tokens)
+
+
+class DgSctParsingTemporalAttention(nn.Module):
+    r"""The AVVP `TemporalAttention`: BiLSTMs (both of hidden size `temporal_hidden_size`), a temporal encoder
+    per modality and cross-modal segment gates: visual * (1 + gamma * audio gate), audio * (1 + gamma * visual
+    gate). The original uses only the visual result."""
+
+    def __init__(self, config: DgSctVideoParsingConfig):
+        super().__init__()
+        hidden, width = config.temporal_hidden_size, config.parsing_hidden_size
+        self.gate_scale = config.temporal_gate_scale
+        self.audio_rnn = nn.LSTM(width, hidden, batch_first=True, bidirectional=True)
+        self.visual_rnn = nn.LSTM(width, hidden, batch_first=True, bidirectional=True)
+        self.visual_encoder = DgSctTemporalStack(config, 2 * hidden, config.temporal_num_encoder_layers)
+        self.audio_encoder = DgSctTemporalStack(config, 2 * hidden, config.temporal_num_encoder_layers)
+        self.audio_gate = nn.Linear(hidden, 1)
+        self.visual_gate = nn.Linear(hidden, 1)
+
+    def forward(self, visual: torch.Tensor, audio: torch.Tensor):
+        audio_memory = self.audio_encoder(self.audio_rnn(audio)[0])
+        visual_memory = self.visual_encoder(self.visual_rnn(visual)[0])
+        audio_gate = torch.sigmoid(self.audio_gate(audio_memory))
+        visual_gate = torch.sigmoid(self.visual_gate(visual_memory))
+        return visual + audio_gate * visual * self.gate_scale, audio + visual_gate * audio * self.gate_scale
+
+
+class DgSctParsingHead(nn.Module):
+    r"""Everything of `MGN_Net` after the encoders."""
+
+    def __init__(self, config: DgSctVideoParsingConfig):
+        super().__init__()
+        width = config.parsing_hidden_size
+        visual_width = config.vision_config.embed_dim * 2 ** (len(config.vision_config.depths) - 1)
+        audio_width = config.audio_config.patch_embeds_hidden_size * 2 ** (len(config.audio_config.depths) - 1)
+        self.unimodal_hard = config.unimodal_assignment == "hard"
+        self.audio_projection = nn.Linear(audio_width, width)
+        self.visual_projection = nn.Linear(visual_width, width)
+        self.temporal_attention = DgSctParsingTemporalAttention(config)
+        self.clip_projection = nn.Linear(config.clip_feature_size, width)
+        self.fusion = nn.Linear(2 * width, width)
+        self.audio_class_tokens = nn.Parameter(torch.zeros(config.num_labels, width))
+        self.visual_class_tokens = nn.Parameter(torch.zeros(config.num_labels, width))
+        self.audio_grouping = DgSctModalityGrouping(
+            config, config.audio_grouping_depth, self.unimodal_hard, cross_modal=True
+        )
+        self.visual_grouping = DgSctModalityGrouping(
+            config, config.visual_grouping_depth, self.unimodal_hard, cross_modal=False
+        )
+        self.audio_visual_grouping = DgSctModalityGrouping(
+            config, config.audio_visual_grouping_depth, config.crossmodal_assignment == "hard", cross_modal=False
+        )
+        self.audio_visual_classifier = nn.Linear(width, 1)
+        self.audio_classifier = nn.Linear(width, 1)
+        self.visual_classifier = nn.Linear(width, 1)
+        self.class_token_classifier = nn.Linear(width, config.num_labels)
+
+    def forward(self, visual_pooled, audio_pooled, clip_features):
+        audio = self.audio_projection(audio_pooled)
+        visual, _ = self.temporal_attention(self.visual_projection(visual_pooled), audio)
+        visual = self.fusion(torch.cat([visual, self.clip_projection(clip_features)], dim=-1))
+        visual_groups, visual_assignment, visual_soft = self.visual_grouping(visual, self.visual_class_tokens)
+        # The audio branch groups the pre-attention audio features, with the fused visual segments as HAN guide.
+        audio_groups, audio_assignment, audio_soft = self.audio_grouping(audio, self.audio_class_tokens, visual)
+        joint_groups = self.audio_visual_grouping(audio_groups, visual_groups)[0]
+        global_probs = torch.sigmoid(self.audio_visual_classifier(joint_groups)).squeeze(-1)
+        audio_probs = torch.sigmoid(self.audio_classifier(audio_groups))  # [B, classes, 1]
+        visual_probs = torch.sigmoid(self.visual_classifier(visual_groups))
+        audio_map = audio_assignment if self.unimodal_hard else audio_soft
+        visual_map = visual_assignment if self.unimodal_hard else visual_soft
+        return (
+            global_probs,
+            audio_probs.squeeze(-1),
+            visual_probs.squeeze(-1),
+            (audio_probs * audio_map).transpose(1, 2),
+            (visual_probs * visual_map).transpose(1, 2),
+            self.class_token_classifier(self.audio_class_tokens),
+            self.class_token_classifier(self.visual_class_tokens),
+        )
+
+
+class DgSctForAudioVisualVideoParsing(DgSctPreTrainedModel):
+    r"""DG-SCT for weakly supervised audio-visual video parsing (AVVP on LLP): `DgSctModel` + the original MGN
+    head. Trained with video-level (weak) labels; predicts video-level and per-segment events per modality."""
+
+    config: DgSctVideoParsingConfig
+    config_class = DgSctVideoParsingConfig
+
+    def __init__(self, config: DgSctVideoParsingConfig):
+        super().__init__(config)
+        self.dg_sct = DgSctModel(config)
+        self.parsing_head = DgSctParsingHead(config)
+        self.post_init()
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        if isinstance(module, DgSctParsingHead):
+            init.zeros_(module.audio_class_tokens)
+            init.zeros_(module.visual_class_tokens)
+
+    def get_input_embeddings(self):
+        return self.dg_sct.get_input_embeddings()
+
+    def _video_labels(self, labels: torch.Tensor, batch_size: int, num_segments: int) -> torch.Tensor:
+        num_labels = self.config.num_labels
+        if labels.shape == (batch_size, num_labels):
+            return labels
+        if labels.ndim == 3 and labels.shape[0] == batch_size and labels.shape[2] == num_labels:
+            if labels.shape[1] != num_segments:
+                raise ValueError(
+                    f"Segment labels cover {labels.shape[1]} segments but the clip has {num_segments}: labels must be "
+                    f"(batch_size, {num_labels}) video-level or (batch_size, {num_segments}, {num_labels}) per segment."
+                )
+            return labels.amax(dim=1)  # the weak label: an event of any segment
+        raise ValueError(
+            f"labels must be multi-hot video-level labels of shape ({batch_size}, {num_labels}) or per-segment labels "
+            f"({batch_size}, {num_segments}, {num_labels}), got {tuple(labels.shape)}."
+        )
+
+    def compute_loss(self, labels, global_probs, audio_probs, visual_probs, audio_token_logits, visual_token_logits):
+        eps, smoothing = self.config.probability_clamp, self.config.visual_label_smoothing
+        labels = labels.to(global_probs.dtype)
+
+        def bce(probs, target):
+            return F.binary_cross_entropy(probs.clamp(eps, 1 - eps), target)
+
+        class_ids = torch.arange(self.config.num_labels, device=global_probs.device)
+        return (
+            bce(global_probs, labels)
+            + bce(audio_probs, labels)
+            + bce(visual_probs, (1 - smoothing) * labels + smoothing / 2)
+            + F.cross_entropy(audio_token_logits, class_ids)
+            + F.cross_entropy(visual_token_logits, class_ids)
+        )
+
+    def forward(
+        self,
+        input_values: torch.Tensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        clip_features: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> DgSctVideoParsingOutput | tuple:
+        r"""
+        input_values, pixel_values: see `DgSctModel.forward`.
+        clip_features (`torch.FloatTensor` of shape `(batch_size, num_segments, clip_feature_size)`):
+            Precomputed 3-D CNN features of every segment (the original's R(2+1)D-18 `visual_st`, 512-d).
+        labels (`torch.FloatTensor` of shape `(batch_size, num_labels)`, *optional*):
+            Multi-hot video-level (weak) labels; per-segment labels `(batch_size, num_segments, num_labels)` are
+            reduced to video level.
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        if clip_features is None:
+            raise ValueError(
+                "DgSctForAudioVisualVideoParsing needs `clip_features` (precomputed 3-D CNN features per segment, "
+                f"shape (batch_size, num_segments, {self.config.clip_feature_size}))."
+            )
+        encoded = self.dg_sct(
+            input_values,
+            pixel_values,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+            return_dict=True,
+        )
+        batch_size, num_segments = encoded.visual_pooler_output.shape[:2]
+        if clip_features.shape != (batch_size, num_segments, self.config.clip_feature_size):
+            raise ValueError(
+                f"clip_features must have shape ({batch_size}, {num_segments}, {self.config.clip_feature_size}), "
+                f"got {tuple(clip_features.shape)}."
+            )
+        if num_segments != self.config.num_segments:
+            raise ValueError(
+                f"The parsing head groups exactly {self.config.num_segments} segments (config.num_segments), "
+                f"got {num_segments}."
+            )
+        probabilities = self.parsing_head(
+            encoded.visual_pooler_output, encoded.audio_pooler_output, clip_features.to(self.dtype)
+        )
+        loss = None
+        if labels is not None:
+            video_labels = self._video_labels(labels.to(probabilities[0].device), batch_size, num_segments)
+            loss = self.compute_loss(video_labels, *probabilities[:3], *probabilities[5:])
+        output = DgSctVideoParsingOutput(
+            loss,
+            *probabilities,
+            audio_pooler_output=encoded.audio_pooler_output,
+            visual_pooler_output=encoded.visual_pooler_output,
+            audio_hidden_states=encoded.audio_hidden_states,
+            visual_hidden_states=encoded.visual_hidden_states,
+            audio_attentions=encoded.audio_attentions,
+            visual_attentions=encoded.visual_attentions,
+        )
+        return output if return_dict else output.to_tuple()
 
 
 # ------------------------------------------------------------------------------------------------------------------
