@@ -4,6 +4,8 @@ The backbone part of every map (timm-0.6 Swin-V2 `swin.`, HTS-AT `htsat.`, the f
 converter's, imported from `hf_av.conversion.dg_sct`; this module adds each task head's rules:
 
 * AVVP (`AVVP/nets/mgn.py` `MGN_Net`, plain state dict) -> `DgSctForAudioVisualVideoParsing`;
+* AVS S4 (`AVS/avs_scripts/avs_s4/model/PVT_AVSModel.py` `Pred_endecoder`, plain state dict) ->
+  `DgSctForAudioVisualSegmentation`;
 * AVQA (`AVQA/net_grd_avst/net_avst.py` `AVQA_Fusion_Net`, saved from `nn.DataParallel`: every key starts with
   `module.`) -> `DgSctForAudioVisualQuestionAnswering`.
 """
@@ -31,7 +33,7 @@ __all__ = [
     "load_original_dg_sct_task",
 ]
 
-TASKS = ("avvp", "avqa")
+TASKS = ("avvp", "avqa", "avs")
 UNUSED = "created by the original but never used in its forward"
 
 
@@ -137,8 +139,73 @@ def _avvp_head_rules() -> list:
     return rules
 
 
+_TEMPORAL_LAYER_NAMES = {"linear1": "intermediate", "linear2": "output", "norm1": "attention_norm", "norm2": "output_norm"}
+
+
+def _avs_module_drops() -> list:
+    """S4 DG-SCT module parts the S4 forward never runs (matched before the shared module rules)."""
+    source = r"(?:audio|vis)_adapter_blocks_p[12]\.\d+\."
+    return [
+        drop(source + r"conv_adapter\.(?:weight|bias)", "S4 DG-SCT module token mixing: " + UNUSED + " (bicubic resize)"),
+        drop(source + r"ln_before\.(?:weight|bias)", "S4 DG-SCT module LayerNorm before the bottleneck: " + UNUSED),
+        drop(source + r"temporal_gated\.0\.(?:weight|bias)", "S4 DG-SCT module temporal gate: evaluated, result unused"),
+    ]
+
+
+def _avs_head_rules() -> list:
+    head = "segmentation_head."
+    branch = head + r"temporal_attention.branches.\1."
+    rules = [
+        drop(r"encoder_backbone\..*", "PVT-v2-b5 encoder: " + UNUSED),
+        drop(r"conv[1-4]\.conv2d_list\.\d+\.(?:weight|bias)", "Classifier_Module heads: " + UNUSED),
+        drop(r"x[1-4]_linear\.(?:weight|bias)", "unused multi-scale projections (the x*_linear_ ones are used)"),
+        drop(r"temporal_attn\.(?:audio|video)_decoder\..*", "AVS temporal cross-modal decoders: evaluated, results unused"),
+        drop(r"temporal_attn\.(?:audio|video)_encoder\.\d+\.encoder_layer\..*", "template layer besides its deep copies; never run"),
+        _linear("audio_linear", head + "audio_projection"),
+    ]
+    for stage in range(4):
+        rules.append(_linear(f"x{stage + 1}_linear_", f"{head}feature_projections.{stage}"))
+        rules.append(_linear(f"path{stage + 1}.resConfUnit1.conv1", f"{head}decoder_blocks.{stage}.skip_unit.conv1"))
+        rules.append(_linear(f"path{stage + 1}.resConfUnit1.conv2", f"{head}decoder_blocks.{stage}.skip_unit.conv2"))
+        rules.append(_linear(f"path{stage + 1}.resConfUnit2.conv1", f"{head}decoder_blocks.{stage}.output_unit.conv1"))
+        rules.append(_linear(f"path{stage + 1}.resConfUnit2.conv2", f"{head}decoder_blocks.{stage}.output_unit.conv2"))
+        fusion = f"{head}audio_visual_fusion.{stage}."
+        for original, converted in (("align_channel", "audio_projection"), ("theta", "query"), ("phi", "key"),
+                                    ("g", "value"), ("W_z.0", "output"), ("norm_layer", "layer_norm")):
+            rules.append(_linear(f"tpavi_b{stage + 1}.{original}", fusion + converted))
+        rules.append(
+            rename(
+                rf"tpavi_b{stage + 1}\.W_z\.1\.(weight|bias|running_mean|running_var|num_batches_tracked)",
+                fusion + r"output_norm.\1",
+            )
+        )
+    rules += [
+        _linear("output_conv.0", head + "mask_conv1"),
+        _linear("output_conv.2", head + "mask_conv2"),
+        _linear("output_conv.4", head + "mask_classifier"),
+        rename(r"temporal_attn\.v_fc\.(\d+)\.(weight|bias)", branch + r"visual_projection.\2"),
+        rename(r"temporal_attn\.audio_visual_rnn_layer\.(\d+)\.(audio|visual)_rnn\.(\w+)", branch + r"\2_rnn.\3"),
+        rename(r"temporal_attn\.audio_gated\.(\d+)\.0\.(weight|bias)", branch + r"audio_gate.\2"),
+        rename(r"temporal_attn\.video_gated\.(\d+)\.0\.(weight|bias)", branch + r"visual_gate.\2"),
+    ]
+    for original, modality in (("video", "visual"), ("audio", "audio")):
+        source = rf"temporal_attn\.{original}_encoder\.(\d+)\."
+        target = branch + f"{modality}_encoder."
+        rules.append(rename(source + r"affine_matrix\.(weight|bias)", target + r"input_projection.\2"))
+        layer = source + r"encoder\.layers\.(\d+)\."
+        rules.append(rename(layer + r"self_attn\.(in_proj_weight|in_proj_bias)", target + r"layers.\2.attention.\3"))
+        rules.append(rename(layer + r"self_attn\.out_proj\.(weight|bias)", target + r"layers.\2.attention.out_proj.\3"))
+        for original_name, name in _TEMPORAL_LAYER_NAMES.items():
+            rules.append(rename(layer + original_name + r"\.(weight|bias)", target + rf"layers.\2.{name}.\3"))
+    return rules
+
+
 def dg_sct_task_key_map(task: str) -> KeyMap:
     """The whole original model of `task` -> its hf_av head class (keys without any `module.` prefix)."""
+    if task == "avs":
+        key_map = KeyMap(_avs_module_drops()) + _backbone_map() + KeyMap(_avs_head_rules())
+        key_map.name = "DG-SCT AVS-S4 checkpoint"
+        return key_map
     if task == "avvp":
         head = _avvp_head_rules()
     elif task == "avqa":
@@ -171,7 +238,7 @@ def dg_sct_task_config_from_original(
 ):
     """The task's config from the original settings (fixture `config.json` layout: `opt`, `swin`, `htsat`,
     `heads`) and the checkpoint's tensor shapes (which win for sizes)."""
-    from modeling.dg_sct import DgSctQuestionAnsweringConfig, DgSctVideoParsingConfig
+    from modeling.dg_sct import DgSctQuestionAnsweringConfig, DgSctSegmentationConfig, DgSctVideoParsingConfig
 
     original_config = dict(original_config or {})
     state_dict = dict(state_dict or {})
@@ -203,6 +270,25 @@ def dg_sct_task_config_from_original(
             crossmodal_assignment=str(opt.get("crossmodal_assign", "soft")),
             num_labels=classes.shape[0] if classes is not None else 25,
         )
+    if task == "avs":
+        gate = state_dict.get("temporal_attn.audio_gated.0.0.weight")
+        hidden = gate.shape[1] if gate is not None else 256
+        feed_forward = state_dict.get("temporal_attn.audio_encoder.0.encoder.layers.0.linear1.weight")
+        stages = sorted(int(k.split(".")[0][len("tpavi_b"):]) - 1 for k in state_dict if k.endswith(".align_channel.weight"))
+        mask_sizes = [state_dict[f"output_conv.{i}.weight"].shape[0] for i in (0, 2) if f"output_conv.{i}.weight" in state_dict]
+        return DgSctSegmentationConfig(
+            **{**kwargs, "adapter_layer_norm_before": False},  # built but never applied by the S4 modules
+            decoder_channels=state_dict["x1_linear_.weight"].shape[0] if "x1_linear_.weight" in state_dict else 256,
+            audio_feature_size=state_dict["audio_linear.weight"].shape[0] if "audio_linear.weight" in state_dict else 128,
+            temporal_visual_fc_dim=(
+                state_dict["temporal_attn.v_fc.0.weight"].shape[0] if "temporal_attn.v_fc.0.weight" in state_dict else 256
+            ),
+            temporal_hidden_size=hidden,
+            temporal_visual_dim=2 * hidden,
+            temporal_intermediate_size=feed_forward.shape[0] if feed_forward is not None else 1024,
+            fusion_stages=stages or [0, 1, 2, 3],
+            mask_head_sizes=mask_sizes or [128, 32],
+        )
     if task == "avqa":
         embeddings = state_dict.get("question_encoder.word2vec.weight")
         lstm = state_dict.get("question_encoder.lstm.weight_hh_l0")
@@ -224,9 +310,17 @@ def dg_sct_task_config_from_original(
 # Conversion
 # ------------------------------------------------------------------------------------------------------------------
 def _model_class(task: str):
-    from modeling.dg_sct import DgSctForAudioVisualQuestionAnswering, DgSctForAudioVisualVideoParsing
+    from modeling.dg_sct import (
+        DgSctForAudioVisualQuestionAnswering,
+        DgSctForAudioVisualSegmentation,
+        DgSctForAudioVisualVideoParsing,
+    )
 
-    return {"avqa": DgSctForAudioVisualQuestionAnswering, "avvp": DgSctForAudioVisualVideoParsing}[task]
+    return {
+        "avqa": DgSctForAudioVisualQuestionAnswering,
+        "avvp": DgSctForAudioVisualVideoParsing,
+        "avs": DgSctForAudioVisualSegmentation,
+    }[task]
 
 
 def _strip_data_parallel(state_dict: Mapping[str, torch.Tensor]) -> dict:

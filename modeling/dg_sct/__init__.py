@@ -22,12 +22,15 @@ __all__ = [
 
 from .configuration_dg_sct_tasks import (  # noqa: E402
     DgSctQuestionAnsweringConfig,
+    DgSctSegmentationConfig,
     DgSctVideoParsingConfig,
 )
 from .modeling_dg_sct_tasks import (  # noqa: E402
     DgSctForAudioVisualQuestionAnswering,
+    DgSctForAudioVisualSegmentation,
     DgSctForAudioVisualVideoParsing,
     DgSctQuestionAnsweringOutput,
+    DgSctSegmentationOutput,
     DgSctVideoParsingOutput,
 )
 
@@ -38,4 +41,7 @@ __all__ += [
     "DgSctForAudioVisualVideoParsing",
     "DgSctVideoParsingConfig",
     "DgSctVideoParsingOutput",
+    "DgSctForAudioVisualSegmentation",
+    "DgSctSegmentationConfig",
+    "DgSctSegmentationOutput",
 ]

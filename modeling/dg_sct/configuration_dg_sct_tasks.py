@@ -178,3 +178,84 @@ class DgSctVideoParsingConfig(DgSctConfig):
         _check_probability(self, ("grouping_drop_path", "visual_label_smoothing", "probability_clamp"))
         if int(self.grouping_token_mlp_ratio * self.parsing_hidden_size) < 1 or self.grouping_mlp_ratio <= 0:
             raise ValueError("DgSctVideoParsingConfig: the grouping MLP ratios must give widths >= 1.")
+
+
+@strict
+class DgSctSegmentationConfig(DgSctConfig):
+    r"""
+    Configuration of `DgSctForAudioVisualSegmentation` (the original `AVS/avs_scripts/avs_s4/model/PVT_AVSModel.py`
+    `Pred_endecoder`: AVSBench sounding-object segmentation, 5 frames per clip). Everything of `DgSctConfig` applies;
+    the DG-SCT module defaults are the S4 release flags: the other modality's token grid bicubically resized onto
+    the own grid (`guide_resampling="bicubic"`), no LayerNorm before the bottleneck, the gate before the LayerNorm
+    after it, 32 latent tokens initialised to zeros, no batch norm, ungated audio-side modules.
+
+    Args:
+        decoder_channels (`int`, defaults to 256): width of the multi-scale maps and the decoder (`channel`).
+        feature_map_sizes (`list[int]`, defaults to `[56, 28, 14, 7]`): the four Swin-V2 stage maps are
+            bicubically resized to these sizes (the PVT-v2 scales the AVSBench decoder expects); the masks come
+            out at `4 * feature_map_sizes[0]` (224).
+        audio_feature_size (`int`, defaults to 128): width of the projected audio feature (`audio_linear`).
+        temporal_visual_fc_dim (`int`, defaults to 256): width of the per-scale visual projection of the temporal
+            attention (`v_fc`); temporal_hidden_size (256), temporal_intermediate_size (1024) and
+            temporal_gate_scale (0.05) as in `DgSctConfig`.
+        fusion_stages (`list[int]`, defaults to `[0, 1, 2, 3]`): scales fused with the audio by TPAVI.
+        mask_head_sizes (`list[int]`, defaults to `[128, 32]`): widths of the two 3x3 convolutions of the mask head.
+    """
+
+    model_type = "dg-sct-avs"
+
+    num_segments: int = 5
+    latent_token_init: str = "zeros"
+    adapter_batch_norm: bool = False
+    adapter_layer_norm_before: bool = False
+    gate_audio_adapters: bool = False
+    guide_resampling: str = "bicubic"
+    gate_before_layer_norm: bool = True
+    temporal_gate_scale: float = 0.05
+    decoder_channels: int = 256
+    feature_map_sizes: list[int] | None = None
+    audio_feature_size: int = 128
+    temporal_visual_fc_dim: int = 256
+    fusion_stages: list[int] | None = None
+    mask_head_sizes: list[int] | None = None
+
+    def __post_init__(self, **kwargs):
+        if self.feature_map_sizes is None:
+            self.feature_map_sizes = [56, 28, 14, 7]
+        if self.fusion_stages is None:
+            self.fusion_stages = [0, 1, 2, 3]
+        if self.mask_head_sizes is None:
+            self.mask_head_sizes = [128, 32]
+        if self.trainable_parameters is None:
+            # The S4 original freezes only the Swin-V2 tower (its HTS-AT trains too).
+            self.trainable_parameters = ["*cross_modal_blocks.*", "*audio_backbone.*", "segmentation_head.*"]
+        if "num_labels" not in kwargs and "id2label" not in kwargs:
+            kwargs["num_labels"] = 2  # background / sounding object
+        super().__post_init__(**kwargs)
+
+    @property
+    def mask_size(self) -> int:
+        return 4 * self.feature_map_sizes[0]
+
+    def validate_architecture(self):
+        super().validate_architecture()
+        _check_positive(
+            self, ("decoder_channels", "feature_map_sizes", "audio_feature_size", "temporal_visual_fc_dim", "mask_head_sizes")
+        )
+        stages = len(self.vision_config.depths)
+        if len(self.feature_map_sizes) != stages:
+            raise ValueError(
+                f"DgSctSegmentationConfig.feature_map_sizes needs one size per visual stage ({stages}), got "
+                f"{self.feature_map_sizes}."
+            )
+        if any(self.feature_map_sizes[i] != 2 * self.feature_map_sizes[i + 1] for i in range(stages - 1)):
+            raise ValueError(
+                "DgSctSegmentationConfig.feature_map_sizes must halve from stage to stage (the decoder upsamples by "
+                f"2 per stage), got {self.feature_map_sizes}."
+            )
+        if any(stage not in range(stages) for stage in self.fusion_stages):
+            raise ValueError(f"DgSctSegmentationConfig.fusion_stages must lie in [0, {stages}), got {self.fusion_stages}.")
+        if len(self.mask_head_sizes) != 2:
+            raise ValueError(f"DgSctSegmentationConfig.mask_head_sizes must hold 2 widths, got {self.mask_head_sizes}.")
+        if self.decoder_channels < 2:
+            raise ValueError("DgSctSegmentationConfig.decoder_channels must be >= 2 (TPAVI halves it).")

@@ -3,12 +3,15 @@ HTS-AT with DG-SCT modules):
 
 * `DgSctForAudioVisualVideoParsing`: AVVP on LLP (`AVVP/nets/mgn.py` `MGN_Net`, `AVVP/nets/grouping.py`).
 * `DgSctForAudioVisualQuestionAnswering`: MUSIC-AVQA (`AVQA/net_grd_avst/net_avst.py` `AVQA_Fusion_Net`).
+* `DgSctForAudioVisualSegmentation`: AVSBench S4 (`AVS/avs_scripts/avs_s4/model/PVT_AVSModel.py` `Pred_endecoder`,
+  `model/TPAVI.py`).
 
 Names follow the original modules; each class says which original function it reproduces.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -18,13 +21,19 @@ from transformers.utils import ModelOutput
 
 from transformers import initialization as init
 
-from .configuration_dg_sct_tasks import DgSctQuestionAnsweringConfig, DgSctVideoParsingConfig
+from .configuration_dg_sct_tasks import (
+    DgSctQuestionAnsweringConfig,
+    DgSctSegmentationConfig,
+    DgSctVideoParsingConfig,
+)
 from .modeling_dg_sct import DgSctModel, DgSctPreTrainedModel, DgSctTemporalStack
 
 __all__ = [
     "DgSctForAudioVisualQuestionAnswering",
+    "DgSctForAudioVisualSegmentation",
     "DgSctForAudioVisualVideoParsing",
     "DgSctQuestionAnsweringOutput",
+    "DgSctSegmentationOutput",
     "DgSctVideoParsingOutput",
 ]
 
@@ -639,6 +648,292 @@ class DgSctForAudioVisualQuestionAnswering(DgSctPreTrainedModel):
             visual_pooler_output=encoded.visual_pooler_output,
             audio_hidden_states=encoded.audio_hidden_states,
             visual_hidden_states=encoded.visual_hidden_states,
+            audio_attentions=encoded.audio_attentions,
+            visual_attentions=encoded.visual_attentions,
+        )
+        return output if return_dict else output.to_tuple()
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Segmentation (AVSBench S4): multi-scale visual maps, temporal attention, TPAVI audio fusion, FPN-style decoder
+# ------------------------------------------------------------------------------------------------------------------
+@dataclass
+class DgSctSegmentationOutput(ModelOutput):
+    r"""
+    loss (`torch.FloatTensor` of shape `()`, *optional*, returned when `labels` are given):
+        Binary cross-entropy of the mask logits against the ground-truth masks (S4: the first frame of each clip).
+    logits (`torch.FloatTensor` of shape `(batch_size, num_segments, mask_size, mask_size)`):
+        Sounding-object mask logits per frame (the original `pred`, 224 x 224); resize to the image with
+        `DgSctSegmentationImageProcessor.post_process_masks`.
+    feature_maps (`tuple(torch.FloatTensor)`, one per scale, `(batch_size, num_segments, decoder_channels, size,
+    size)`):
+        The decoder inputs after the temporal attention and TPAVI audio fusion, rectified: the original returns its
+        `feature_map_list` after the decoder's in-place ReLU.
+    audio_features (`tuple(torch.FloatTensor)`, one per fused scale, `(batch_size, num_segments,
+    decoder_channels)`): TPAVI's projected audio (the original `a_fea_list`).
+    audio_pooler_output, visual_pooler_output, audio_hidden_states, visual_hidden_states, audio_attentions,
+    visual_attentions: as in `DgSctModelOutput`.
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    feature_maps: tuple[torch.FloatTensor, ...] | None = None
+    audio_features: tuple[torch.FloatTensor, ...] | None = None
+    audio_pooler_output: torch.FloatTensor | None = None
+    visual_pooler_output: torch.FloatTensor | None = None
+    audio_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    visual_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    audio_attentions: tuple[torch.FloatTensor, ...] | None = None
+    visual_attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+class DgSctSegmentationTemporalBranch(nn.Module):
+    r"""One scale of the AVS `TemporalAttention`: spatially pooled map -> projection -> BiLSTMs (audio of hidden
+    size `temporal_hidden_size // 2`, visual `temporal_hidden_size`) -> temporal encoders -> segment gates. (The
+    original also runs cross-modal decoders whose results it never uses; they are left out.)"""
+
+    def __init__(self, config: DgSctSegmentationConfig):
+        super().__init__()
+        hidden = config.temporal_hidden_size
+        self.visual_projection = nn.Linear(config.decoder_channels, config.temporal_visual_fc_dim)
+        self.dropout = nn.Dropout(config.visual_projection_dropout)
+        self.audio_rnn = nn.LSTM(config.audio_feature_size, hidden // 2, batch_first=True, bidirectional=True)
+        self.visual_rnn = nn.LSTM(config.temporal_visual_fc_dim, hidden, batch_first=True, bidirectional=True)
+        self.visual_encoder = DgSctTemporalStack(config, 2 * hidden, config.temporal_num_encoder_layers)
+        self.audio_encoder = DgSctTemporalStack(config, hidden, config.temporal_num_encoder_layers)
+        self.audio_gate = nn.Linear(hidden, 1)
+        self.visual_gate = nn.Linear(hidden, 1)
+
+    def forward(self, feature_map: torch.Tensor, audio: torch.Tensor):
+        """`feature_map` `[B*T, C, h, w]`, `audio` `[B, T, A]` -> (audio gate, visual gate), each `[B, T, 1]`."""
+        batch_size, num_segments = audio.shape[:2]
+        pooled = feature_map.mean(dim=(2, 3)).view(batch_size, num_segments, -1)
+        visual = self.dropout(F.relu(self.visual_projection(pooled)))
+        audio_memory = self.audio_encoder(self.audio_rnn(audio)[0])
+        visual_memory = self.visual_encoder(self.visual_rnn(visual)[0])
+        return torch.sigmoid(self.audio_gate(audio_memory)), torch.sigmoid(self.visual_gate(visual_memory))
+
+
+class DgSctSegmentationTemporalAttention(nn.Module):
+    r"""The AVS `TemporalAttention`: every scale's map is scaled per frame by its audio gate,
+    `map * (1 + gamma * audio_gate)`, and the audio by the mean of the scales' visual gates."""
+
+    def __init__(self, config: DgSctSegmentationConfig):
+        super().__init__()
+        self.gate_scale = config.temporal_gate_scale
+        self.branches = nn.ModuleList(
+            [DgSctSegmentationTemporalBranch(config) for _ in range(len(config.feature_map_sizes))]
+        )
+
+    def forward(self, feature_maps: list[torch.Tensor], audio: torch.Tensor):
+        gates = [branch(feature_map, audio) for branch, feature_map in zip(self.branches, feature_maps)]
+        rows = audio.shape[0] * audio.shape[1]
+        attended = []
+        for feature_map, (audio_gate, _) in zip(feature_maps, gates):
+            audio_gate = audio_gate.reshape(rows, 1, 1, 1)
+            attended.append(feature_map + audio_gate * feature_map * self.gate_scale)
+        visual_gate = sum(gate for _, gate in gates) / len(gates)
+        flat_audio = audio.reshape(rows, -1)
+        flat_audio = flat_audio + visual_gate.reshape(rows, 1) * flat_audio * self.gate_scale
+        return attended, flat_audio.view_as(audio)
+
+
+class DgSctAudioVisualFusion(nn.Module):
+    r"""TPAVI ('dot' mode, the original `TPAVIModule`): every position of the clip's `[C, T, H, W]` maps attends to
+    the projected audio broadcast over space, with affinities divided by the number of positions (no softmax);
+    output `LayerNorm_C(x + BN(W(y)))`. Computed as `theta (phi^T g) / N` instead of `(theta phi^T / N) g`: the
+    same product without the `(T H W)^2` affinity matrix."""
+
+    def __init__(self, config: DgSctSegmentationConfig):
+        super().__init__()
+        channels = config.decoder_channels
+        inner = max(channels // 2, 1)
+        self.audio_projection = nn.Linear(config.audio_feature_size, channels)
+        self.query = nn.Conv3d(channels, inner, 1)
+        self.key = nn.Conv3d(channels, inner, 1)
+        self.value = nn.Conv3d(channels, inner, 1)
+        self.output = nn.Conv3d(inner, channels, 1)
+        self.output_norm = nn.BatchNorm3d(channels)
+        self.layer_norm = nn.LayerNorm(channels)
+
+    def forward(self, feature_map: torch.Tensor, audio: torch.Tensor):
+        """`feature_map` `[B, C, T, H, W]`, `audio` `[B, T, A]` -> (fused map `[B, C, T, H, W]`, projected audio)."""
+        projected_audio = self.audio_projection(audio)  # [B, T, C]
+        height, width = feature_map.shape[-2:]
+        audio_map = projected_audio.transpose(1, 2)[..., None, None].expand(-1, -1, -1, height, width)
+        query = self.query(feature_map).flatten(2).transpose(1, 2)  # [B, THW, C']
+        key = self.key(audio_map).flatten(2)  # [B, C', THW]
+        value = self.value(feature_map).flatten(2).transpose(1, 2)  # [B, THW, C']
+        attended = query @ (key @ value) / key.shape[-1]
+        attended = attended.transpose(1, 2).reshape(*attended.shape[:1], -1, *feature_map.shape[2:])
+        fused = self.output_norm(self.output(attended)) + feature_map
+        return self.layer_norm(fused.permute(0, 2, 3, 4, 1)).permute(0, 4, 1, 2, 3), projected_audio
+
+
+class DgSctResidualConvUnit(nn.Module):
+    r"""ReLU -> conv3x3 -> ReLU -> conv3x3, plus the rectified input (the original's in-place ReLU also rectifies
+    its skip connection)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        rectified = F.relu(hidden_states)
+        return self.conv2(F.relu(self.conv1(rectified))) + rectified
+
+
+class DgSctFeatureFusionBlock(nn.Module):
+    r"""The AVSBench decoder step (`FeatureFusionBlock`): add the refined skip map, refine, upsample x2."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.skip_unit = DgSctResidualConvUnit(channels)
+        self.output_unit = DgSctResidualConvUnit(channels)
+
+    def forward(self, hidden_states: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
+        if skip is not None:
+            hidden_states = hidden_states + self.skip_unit(skip)
+        hidden_states = self.output_unit(hidden_states)
+        return F.interpolate(hidden_states, scale_factor=2, mode="bilinear", align_corners=True)
+
+
+class DgSctSegmentationHead(nn.Module):
+    r"""Everything of `Pred_endecoder` after the encoders."""
+
+    def __init__(self, config: DgSctSegmentationConfig):
+        super().__init__()
+        channels = config.decoder_channels
+        widths = [config.vision_config.embed_dim * 2**stage for stage in range(len(config.vision_config.depths))]
+        audio_width = config.audio_config.patch_embeds_hidden_size * 2 ** (len(config.audio_config.depths) - 1)
+        self.feature_map_sizes = list(config.feature_map_sizes)
+        self.fusion_stages = list(config.fusion_stages)
+        self.feature_projections = nn.ModuleList([nn.Linear(width, channels) for width in widths])
+        self.audio_projection = nn.Linear(audio_width, config.audio_feature_size)
+        self.temporal_attention = DgSctSegmentationTemporalAttention(config)
+        self.audio_visual_fusion = nn.ModuleDict({str(stage): DgSctAudioVisualFusion(config) for stage in self.fusion_stages})
+        self.decoder_blocks = nn.ModuleList([DgSctFeatureFusionBlock(channels) for _ in widths])
+        first, second = config.mask_head_sizes
+        self.mask_conv1 = nn.Conv2d(channels, first, 3, padding=1)
+        self.mask_conv2 = nn.Conv2d(first, second, 3, padding=1)
+        self.mask_classifier = nn.Conv2d(second, 1, 1)
+
+    def forward(self, stage_tokens: list[torch.Tensor], audio_pooled: torch.Tensor):
+        """`stage_tokens`: each stage's visual tokens `[B, T, N_i, C_i]` (square grids, the last after the final
+        norm); `audio_pooled` `[B, T, A]`. Returns (mask logits `[B*T, 1, S, S]`, feature maps, projected audios)."""
+        batch_size, num_segments = audio_pooled.shape[:2]
+        feature_maps = []
+        for tokens, projection, size in zip(stage_tokens, self.feature_projections, self.feature_map_sizes):
+            side = math.isqrt(tokens.shape[2])
+            if side * side != tokens.shape[2]:
+                raise ValueError(f"The segmentation head needs square visual token grids, got {tokens.shape[2]} tokens.")
+            grid = projection(tokens.reshape(batch_size * num_segments, side, side, -1)).permute(0, 3, 1, 2)
+            feature_maps.append(F.interpolate(grid, size=(size, size), mode="bicubic", align_corners=False))
+        audio = self.audio_projection(audio_pooled)
+        feature_maps, audio = self.temporal_attention(feature_maps, audio)
+        audio_features = []
+        for stage in self.fusion_stages:
+            clip_maps = feature_maps[stage].view(batch_size, num_segments, *feature_maps[stage].shape[1:])
+            fused, projected_audio = self.audio_visual_fusion[str(stage)](clip_maps.transpose(1, 2), audio)
+            feature_maps[stage] = fused.transpose(1, 2).reshape_as(feature_maps[stage])
+            audio_features.append(projected_audio)
+        hidden_states = self.decoder_blocks[-1](feature_maps[-1])
+        for index in range(len(feature_maps) - 2, -1, -1):
+            hidden_states = self.decoder_blocks[index](hidden_states, feature_maps[index])
+        hidden_states = F.interpolate(self.mask_conv1(hidden_states), scale_factor=2, mode="bilinear", align_corners=False)
+        logits = self.mask_classifier(F.relu(self.mask_conv2(hidden_states)))
+        return logits, feature_maps, audio_features
+
+
+class DgSctForAudioVisualSegmentation(DgSctPreTrainedModel):
+    r"""DG-SCT for audio-visual segmentation (AVSBench S4): `DgSctModel` + the original multi-scale temporal
+    attention, TPAVI audio fusion and decoder. Predicts a sounding-object mask per frame (`logits > 0`)."""
+
+    config: DgSctSegmentationConfig
+    config_class = DgSctSegmentationConfig
+
+    def __init__(self, config: DgSctSegmentationConfig):
+        super().__init__(config)
+        self.dg_sct = DgSctModel(config)
+        self.segmentation_head = DgSctSegmentationHead(config)
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.dg_sct.get_input_embeddings()
+
+    def compute_loss(self, labels: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """BCE on the masks given: `(batch, H, W)` = the first frame of each clip (S4), `(batch, frames, H, W)` =
+        every frame."""
+        size = self.config.mask_size
+        if labels.shape[-2:] != (size, size) or labels.ndim not in (3, 4) or labels.shape[0] != logits.shape[0]:
+            raise ValueError(
+                f"labels must be ground-truth masks of shape (batch_size={logits.shape[0]}, {size}, {size}) for the "
+                f"first frame or (batch_size, {logits.shape[1]}, {size}, {size}) for every frame (the decoder's "
+                f"{size} x {size} output; resize the masks first), got {tuple(labels.shape)}."
+            )
+        if labels.ndim == 3:
+            return F.binary_cross_entropy_with_logits(logits[:, 0], labels.to(logits.dtype))
+        if labels.shape[1] != logits.shape[1]:
+            raise ValueError(
+                f"labels hold masks for {labels.shape[1]} frames but the clip has {logits.shape[1]} frames."
+            )
+        return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+
+    def forward(
+        self,
+        input_values: torch.Tensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> DgSctSegmentationOutput | tuple:
+        r"""
+        input_values: see `DgSctModel.forward` (5 segments; each 1-s segment tiled to 5 s by the processor).
+        pixel_values (`torch.FloatTensor` of shape `(batch_size, num_segments, 3, height, width)`):
+            Normalised frames of any size; resized (bicubic) to the visual tower's input size inside the model, as
+            the original does with its 224 x 224 AVSBench frames.
+        labels (`torch.FloatTensor` of shape `(batch_size, mask_size, mask_size)` or `(batch_size, num_segments,
+            mask_size, mask_size)`, *optional*): binary ground-truth masks (first frame only, S4; or every frame).
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        if pixel_values is not None and pixel_values.ndim == 5:
+            size = self.config.vision_config.image_size
+            size = (size, size) if isinstance(size, int) else tuple(size)
+            if tuple(pixel_values.shape[-2:]) != size:
+                frames = F.interpolate(pixel_values.flatten(0, 1), size=size, mode="bicubic", align_corners=False)
+                pixel_values = frames.view(*pixel_values.shape[:2], *frames.shape[1:])
+        encoded = self.dg_sct(
+            input_values,
+            pixel_values,
+            output_hidden_states=True,  # the head reads every stage's tokens
+            output_attentions=output_attentions,
+            return_dict=True,
+        )
+        if encoded.visual_pooler_output.shape[1] != self.config.num_segments:
+            raise ValueError(
+                f"The segmentation head expects {self.config.num_segments} frames per clip (config.num_segments), "
+                f"got {encoded.visual_pooler_output.shape[1]}."
+            )
+        batch_size, num_segments = encoded.visual_pooler_output.shape[:2]
+        logits, feature_maps, audio_features = self.segmentation_head(
+            list(encoded.visual_hidden_states[1:]), encoded.audio_pooler_output
+        )
+        logits = logits.view(batch_size, num_segments, *logits.shape[-2:])
+        loss = self.compute_loss(labels.to(logits.device), logits) if labels is not None else None
+        output = DgSctSegmentationOutput(
+            loss=loss,
+            logits=logits,
+            feature_maps=tuple(F.relu(m).view(batch_size, num_segments, *m.shape[1:]) for m in feature_maps),
+            audio_features=tuple(audio_features),
+            audio_pooler_output=encoded.audio_pooler_output,
+            visual_pooler_output=encoded.visual_pooler_output,
+            audio_hidden_states=encoded.audio_hidden_states if output_hidden_states else None,
+            visual_hidden_states=encoded.visual_hidden_states if output_hidden_states else None,
             audio_attentions=encoded.audio_attentions,
             visual_attentions=encoded.visual_attentions,
         )
