@@ -28,6 +28,7 @@ from .toolkit import KeyMap, drop, load_torch_checkpoint, rename
 
 __all__ = [
     "TASKS",
+    "convert_dg_sct_task_checkpoint",
     "dg_sct_task_config_from_original",
     "dg_sct_task_key_map",
     "load_original_dg_sct_task",
@@ -165,6 +166,8 @@ def _avs_head_rules() -> list:
     ]
     for stage in range(4):
         rules.append(_linear(f"x{stage + 1}_linear_", f"{head}feature_projections.{stage}"))
+        if stage == 3:  # the deepest decoder block runs without a skip input
+            rules.append(drop(r"path4\.resConfUnit1\.conv[12]\.(?:weight|bias)", "decoder skip unit of the deepest block: " + UNUSED))
         rules.append(_linear(f"path{stage + 1}.resConfUnit1.conv1", f"{head}decoder_blocks.{stage}.skip_unit.conv1"))
         rules.append(_linear(f"path{stage + 1}.resConfUnit1.conv2", f"{head}decoder_blocks.{stage}.skip_unit.conv2"))
         rules.append(_linear(f"path{stage + 1}.resConfUnit2.conv1", f"{head}decoder_blocks.{stage}.output_unit.conv1"))
@@ -349,3 +352,149 @@ def load_original_dg_sct_task(task: str, checkpoint, original_config: Mapping[st
     model.load_state_dict(converted, strict=True)
     model.eval()
     return model, report
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Output folder: weights, config, processor, model card
+# ------------------------------------------------------------------------------------------------------------------
+_SOURCE = "https://github.com/haoyi-duan/DG-SCT"
+# The paper's numbers (Duan et al., NeurIPS 2023; also the repository README), for the model cards.
+_CARDS = {
+    "avvp": dict(
+        name="DG-SCT (AVVP audio-visual video parsing, LLP)",
+        what="weakly supervised audio-visual video parsing on LLP (25 events; audio, visual and audio-visual events "
+        "per 1-second segment) with the MGN grouping head",
+        pipeline_tag="video-classification",
+        dataset=("LLP", "llp"),
+        results=[("segment-level audio-visual F-score", 52.8), ("segment-level type@AV F-score", 57.1),
+                 ("segment-level event@AV F-score", 57.0), ("event-level audio-visual F-score", 46.1)],
+        task_type="audio-visual-video-parsing",
+        inputs="`input_values`, `pixel_values` (DgSctProcessor) and `clip_features` (R(2+1)D-18 features, 512-d per "
+        "segment, as the original's precomputed `visual_st`)",
+    ),
+    "avqa": dict(
+        name="DG-SCT (MUSIC-AVQA audio-visual question answering)",
+        what="audio-visual question answering on MUSIC-AVQA (42 answers) with the AVST question encoder, "
+        "audio-guided grounding and question-guided temporal attention",
+        pipeline_tag="visual-question-answering",
+        dataset=("MUSIC-AVQA", "music-avqa"),
+        results=[("audio question accuracy", 77.4), ("visual question accuracy", 81.9),
+                 ("audio-visual question accuracy", 70.7), ("average accuracy", 74.8)],
+        task_type="audio-visual-question-answering",
+        inputs="`input_values`, `pixel_values` and question `input_ids` (DgSctQuestionAnsweringProcessor)",
+    ),
+    "avs": dict(
+        name="DG-SCT (AVSBench S4 audio-visual segmentation)",
+        what="single-source audio-visual segmentation on AVSBench S4 (a sounding-object mask per frame) with the "
+        "AVSBench TPAVI decoder",
+        pipeline_tag="image-segmentation",
+        dataset=("AVSBench-S4", "avsbench"),
+        results=[("mIoU (M_J)", 80.9), ("F-score (M_F)", 89.2)],
+        task_type="audio-visual-segmentation",
+        inputs="`input_values` (5 segments, each 1-s tiled 5x) and `pixel_values` (DgSctSegmentationProcessor); "
+        "masks at image size with `DgSctSegmentationImageProcessor.post_process_masks`",
+    ),
+}
+
+
+def _task_model_card(task: str, config, source_file: str, report):
+    from ..hub.model_card import ModelCardContent, ReportedResult
+
+    card = _CARDS[task]
+    dropped = "\n".join(f"- {reason}: {len(keys)} key(s)" for reason, keys in report.dropped_by_reason().items())
+    dataset_name, dataset_type = card["dataset"]
+    return ModelCardContent(
+        model_name=card["name"],
+        summary=(
+            "DG-SCT (Duan et al., NeurIPS 2023): dual-guided spatial-channel-temporal prompts between a frozen "
+            f"Swin-V2 (visual) and a frozen HTS-AT (audio), here for {card['what']}. Converted with hf_av from "
+            f"`{Path(source_file).name}`."
+        ),
+        license="unknown",
+        pipeline_tag=card["pipeline_tag"],
+        tags=["audio-visual", "dg-sct", task],
+        datasets=[dataset_name],
+        results=[
+            ReportedResult(card["task_type"], dataset_name, dataset_type, "accuracy" if "accuracy" in name else "f1",
+                           value, name, "test", _SOURCE)
+            for name, value in card["results"]
+        ],
+        sections={
+            "Inputs": card["inputs"] + ".",
+            "Conversion": (
+                f"{report.num_source_keys} original keys -> {report.num_target_keys} keys; dropped on purpose:\n{dropped}"
+            ),
+            "Trainable parameters": (
+                "`config.trainable_parameters` lists what trains, as the original: "
+                + ", ".join(f"`{p}`" for p in config.trainable_parameters)
+            ),
+        },
+    )
+
+
+def _save_task_processor(task: str, config, output_dir: Path, question_vocabulary=None) -> None:
+    from ..processing.dg_sct import DgSctFeatureExtractor, DgSctImageProcessor, DgSctProcessor
+    from ..processing.dg_sct_tasks import (
+        DgSctQuestionAnsweringProcessor,
+        DgSctQuestionTokenizer,
+        DgSctSegmentationImageProcessor,
+        DgSctSegmentationProcessor,
+    )
+
+    audio = config.audio_config
+    tiling = {"num_segments": config.num_segments, "tile_repeats": 5 if task == "avs" else 10}
+    extractor = DgSctFeatureExtractor(
+        sampling_rate=audio.sampling_rate, n_fft=audio.n_fft, hop_length=audio.hop_length,
+        num_mel_bins=audio.num_mel_bins, f_min=audio.f_min, f_max=audio.f_max, **tiling,
+    )
+    if task == "avs":
+        DgSctSegmentationProcessor(extractor, DgSctSegmentationImageProcessor()).save_pretrained(output_dir)
+        return
+    size = config.vision_config.image_size
+    size = size if isinstance(size, int) else size[0]
+    images = DgSctImageProcessor(size={"height": size, "width": size})
+    if task == "avqa" and question_vocabulary is not None:
+        tokenizer = DgSctQuestionTokenizer(words=question_vocabulary)
+        DgSctQuestionAnsweringProcessor(extractor, images, tokenizer).save_pretrained(output_dir)
+        return
+    DgSctProcessor(feature_extractor=extractor, image_processor=images).save_pretrained(output_dir)
+
+
+def _read_vocabularies(path):
+    """Question words and answers from the MUSIC-AVQA train json (`avqa-train.json`), as the original builds them."""
+    from ..processing.dg_sct_tasks import build_question_vocabularies
+
+    return build_question_vocabularies(json.loads(Path(path).read_text()))
+
+
+def convert_dg_sct_task_checkpoint(
+    task: str,
+    checkpoint: str | Path,
+    output_dir: str | Path,
+    original_config: str | Path | Mapping[str, Any] | None = None,
+    question_json: str | Path | None = None,
+    write_model_card: bool = True,
+) -> Path:
+    """Convert an original AVVP / AVQA / AVS checkpoint into `output_dir` (safetensors, config, processor config,
+    README.md), written atomically. AVQA: `question_json` (the MUSIC-AVQA train json the original builds its
+    vocabularies from) adds the question tokenizer and the answer labels."""
+    from ..hub.model_card import write_model_card as write_card
+    from .toolkit import atomic_output_dir
+
+    model, report = load_original_dg_sct_task(task, checkpoint, original_config)
+    words = None
+    if task == "avqa" and question_json is not None:
+        words, answers = _read_vocabularies(question_json)
+        if len(answers) != model.config.num_labels or len(words) != model.config.question_vocab_size:
+            raise CheckpointConversionError(
+                f"{question_json} gives {len(words)} question words and {len(answers)} answers; the checkpoint has "
+                f"{model.config.question_vocab_size} and {model.config.num_labels}."
+            )
+        model.config.id2label = dict(enumerate(answers))
+        model.config.label2id = {answer: index for index, answer in enumerate(answers)}
+    with atomic_output_dir(output_dir) as staging:
+        model.save_pretrained(staging)
+        _save_task_processor(task, model.config, staging, words)
+        if write_model_card:
+            write_card(staging, _task_model_card(task, model.config, str(checkpoint), report))
+    return Path(output_dir)

@@ -15,6 +15,13 @@ __all__ = [
 ]
 
 
+def _default_num_labels(config, kwargs: dict, default: int) -> None:
+    """The task's label count unless given; a loaded config keeps its `id2label` (a dataclass field, so it is not
+    in `kwargs`: the base config's own default would otherwise override it)."""
+    if "num_labels" not in kwargs:
+        kwargs["num_labels"] = len(config.id2label) if config.id2label is not None else default
+
+
 def _check_positive(config, names):
     for name in names:
         value = getattr(config, name)
@@ -73,8 +80,7 @@ class DgSctQuestionAnsweringConfig(DgSctConfig):
         if self.trainable_parameters is None:
             # The original trains the DG-SCT modules and the whole head; both backbones stay frozen.
             self.trainable_parameters = ["*cross_modal_blocks.*", "question_encoder.*", "answer_head.*"]
-        if "num_labels" not in kwargs and "id2label" not in kwargs:
-            kwargs["num_labels"] = 42
+        _default_num_labels(self, kwargs, 42)
         super().__post_init__(**kwargs)
 
     @property
@@ -154,8 +160,7 @@ class DgSctVideoParsingConfig(DgSctConfig):
         if self.trainable_parameters is None:
             # The original freezes the two backbones and trains everything else.
             self.trainable_parameters = ["*cross_modal_blocks.*", "parsing_head.*"]
-        if "num_labels" not in kwargs and "id2label" not in kwargs:
-            kwargs["num_labels"] = 25
+        _default_num_labels(self, kwargs, 25)
         super().__post_init__(**kwargs)
 
     def validate_architecture(self):
@@ -229,8 +234,7 @@ class DgSctSegmentationConfig(DgSctConfig):
         if self.trainable_parameters is None:
             # The S4 original freezes only the Swin-V2 tower (its HTS-AT trains too).
             self.trainable_parameters = ["*cross_modal_blocks.*", "*audio_backbone.*", "segmentation_head.*"]
-        if "num_labels" not in kwargs and "id2label" not in kwargs:
-            kwargs["num_labels"] = 2  # background / sounding object
+        _default_num_labels(self, kwargs, 2)  # background / sounding object
         super().__post_init__(**kwargs)
 
     @property

@@ -787,9 +787,10 @@ class DgSctResidualConvUnit(nn.Module):
 class DgSctFeatureFusionBlock(nn.Module):
     r"""The AVSBench decoder step (`FeatureFusionBlock`): add the refined skip map, refine, upsample x2."""
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, with_skip: bool = True):
         super().__init__()
-        self.skip_unit = DgSctResidualConvUnit(channels)
+        # the deepest block has no skip input (the original builds its unit anyway, unused)
+        self.skip_unit = DgSctResidualConvUnit(channels) if with_skip else None
         self.output_unit = DgSctResidualConvUnit(channels)
 
     def forward(self, hidden_states: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
@@ -813,7 +814,9 @@ class DgSctSegmentationHead(nn.Module):
         self.audio_projection = nn.Linear(audio_width, config.audio_feature_size)
         self.temporal_attention = DgSctSegmentationTemporalAttention(config)
         self.audio_visual_fusion = nn.ModuleDict({str(stage): DgSctAudioVisualFusion(config) for stage in self.fusion_stages})
-        self.decoder_blocks = nn.ModuleList([DgSctFeatureFusionBlock(channels) for _ in widths])
+        self.decoder_blocks = nn.ModuleList(
+            [DgSctFeatureFusionBlock(channels, with_skip=index < len(widths) - 1) for index in range(len(widths))]
+        )
         first, second = config.mask_head_sizes
         self.mask_conv1 = nn.Conv2d(channels, first, 3, padding=1)
         self.mask_conv2 = nn.Conv2d(first, second, 3, padding=1)

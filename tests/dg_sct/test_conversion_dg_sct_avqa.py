@@ -93,3 +93,17 @@ def test_avqa_key_map_rejects_unknown_keys(state_dict):
 def test_avqa_rejects_a_non_dg_sct_checkpoint():
     with pytest.raises(CheckpointConversionError, match="swin"):
         load_original_dg_sct_task("avqa", {"fc_ans.weight": torch.zeros(42, 4)})
+
+
+def test_question_json_must_match_the_checkpoint(tmp_path):
+    from hf_av.conversion.dg_sct_tasks import convert_dg_sct_task_checkpoint
+
+    samples = [{"question_content": "Is the <Object> playing?", "templ_values": "['piano']", "anser": "yes"}]
+    question_json = tmp_path / "avqa-train.json"
+    question_json.write_text(json.dumps(samples))
+    with pytest.raises(CheckpointConversionError, match="gives 4 question words and 1 answers; the checkpoint has 93 and 42"):
+        convert_dg_sct_task_checkpoint(
+            "avqa", FIXTURES / "avqa_tiny_state_dict.pth", tmp_path / "out", FIXTURES / "config.json",
+            question_json=question_json,
+        )
+    assert not (tmp_path / "out").exists()

@@ -107,3 +107,31 @@ def test_avvp_key_map_rejects_unknown_keys(state_dict):
     broken["audio_cug.unknown.weight"] = torch.zeros(1)
     with pytest.raises(CheckpointConversionError, match="audio_cug.unknown"):
         dg_sct_task_key_map("avvp").convert(broken)
+
+
+def test_script_converts_with_task_and_the_folder_reloads(tmp_path, converted, state_dict, io):
+    """`convert_dg_sct_original_to_hf.py --task avvp`: safetensors + config + processor + card; reloads equal."""
+    import runpy
+
+    from modeling.dg_sct import DgSctForAudioVisualVideoParsing
+
+    script = Path(__file__).resolve().parents[2] / "conversion_scripts" / "convert_dg_sct_original_to_hf.py"
+    output_dir = tmp_path / "avvp"
+    main = runpy.run_path(str(script))["main"]
+    code = main([
+        "--task", "avvp", "--checkpoint", str(FIXTURES / "avvp_tiny_state_dict.pth"), "--output-dir", str(output_dir),
+        "--original-config", str(FIXTURES / "config.json"),
+    ])
+    assert code == 0
+    assert (output_dir / "model.safetensors").exists() and (output_dir / "README.md").exists()
+    assert "52.8" in (output_dir / "README.md").read_text()  # the paper's segment-level AV F-score
+    assert any(output_dir.glob("*processor_config.json"))  # the DG-SCT processor settings
+    reloaded = DgSctForAudioVisualVideoParsing.from_pretrained(output_dir).eval()
+    model, _ = converted
+    inputs = {
+        "input_values": original_log_mel(io["audio"][:1], state_dict),
+        "pixel_values": io["visual"][:1],
+        "clip_features": io["visual_st"][:1],
+    }
+    with torch.no_grad():
+        assert torch.equal(reloaded(**inputs).global_probs, model(**inputs).global_probs)
