@@ -1,8 +1,9 @@
 """Auto classes for the audio-visual tasks Transformers has no Auto class for.
 
-They behave like Transformers' own (`from_pretrained`, `from_config`, `register`): each family registers its
-head class here in `hf_av.registration`, and the training entry points pick the model class of a task
-through them instead of a per-family table.
+They behave like Transformers' own (`from_pretrained`, `from_config`, `register`). A family's row in
+`hf_av.families` names them in its `models` mapping by class name (`HF_AV_AUTO_CLASSES` there lists them), and
+`hf_av.registration` registers the head; `AutoModelForAudioVisualClassification.from_pretrained(D)` then loads any
+family's clip classifier.
 """
 
 from collections import OrderedDict

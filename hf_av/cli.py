@@ -1,5 +1,6 @@
 """`hf-av`: convert original checkpoints, run the pipelines on files, train, benchmark, write model cards, draw pictures.
 
+    hf-av list      [--json]   (families, their classes, converters and training tasks)
     hf-av convert   --model cav-mae --checkpoint FILE.pth --output-dir DIR
     hf-av predict   DIR clip.mp4 [--top-k 5] [--json]
     hf-av embed     DIR a.mp4 b.wav ... --output embeddings.npy|.safetensors
@@ -17,23 +18,16 @@ User errors (missing or corrupt files, wrong arguments) print ONE line and exit 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import sys
 from pathlib import Path
 
-__all__ = ["CONVERTERS", "CliError", "build_parser", "main"]
+from .families import FAMILIES, families_with_converter, get_family, resolve
+
+__all__ = ["CliError", "build_parser", "main"]
 
 MEDIA_SUFFIXES = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".flv", ".wav", ".flac", ".mp3", ".m4a", ".ogg", ".aac")
-
-# --model kind -> (module, function(checkpoint, output_dir, original_config, original_model)); families add a row.
-CONVERTERS: dict[str, tuple[str, str]] = {
-    "cav-mae": ("hf_av.conversion.cav_mae", "convert_cav_mae_checkpoint"),
-    "vatt": ("hf_av.conversion.vatt", "convert_vatt_checkpoint"),
-    "lavish": ("hf_av.conversion.lavish", "convert_lavish_checkpoint"),
-    "dg-sct": ("hf_av.conversion.dg_sct", "convert_dg_sct_checkpoint"),
-}
 
 
 PASSTHROUGH_COMMANDS = ("train", "benchmark")
@@ -124,12 +118,13 @@ def _progress(iterable, total: int, desc: str, quiet: bool):
 # commands
 # ---------------------------------------------------------------------------------------------------------------------
 def cmd_convert(args) -> int:
-    module_name, function_name = CONVERTERS[args.model]
-    try:
-        module = importlib.import_module(module_name)
-        convert = getattr(module, function_name)
-    except (ImportError, AttributeError):
-        raise CliError(f"conversion of {args.model} checkpoints is not available in this version of hf_av yet") from None
+    converter = get_family(args.model).converter  # argparse only offers families whose row has a converter
+    if args.original_model is not None and args.original_model not in converter.original_kinds:
+        raise CliError(
+            f"--original-model {args.original_model!r} is not a {args.model} checkpoint kind; "
+            f"choose one of {', '.join(converter.original_kinds)}"
+        )
+    convert = converter.load()
     _existing_file(args.checkpoint, "checkpoint")
     if args.original_config:
         _existing_file(args.original_config, "config file")
@@ -211,12 +206,20 @@ def cmd_embed(args) -> int:
     return 0
 
 
+def _modality(value: str) -> str:
+    """One modality vocabulary ("audio", "visual"); "video" is still accepted for older command lines."""
+    if value == "video":
+        print('hf-av: modality "video" is deprecated, use "visual"', file=sys.stderr)
+        return "visual"
+    return value
+
+
 def cmd_retrieve(args) -> int:
     _model_dir(args.model)
     query = _existing_file(args.query, "media file")
     candidates = _media_files(args.candidates)
     pipe = _pipeline("audio-visual-retrieval", args.model, args.device)
-    candidate_modality = "audio" if args.query_modality == "video" else "video"
+    candidate_modality = "audio" if args.query_modality == "visual" else "visual"
     bank = pipe.embed_candidates(candidates, candidate_modality, batch_size=args.batch_size, progress=not args.quiet)
     ranking = pipe(query, candidate_embeddings=bank, candidate_names=candidates, query_modality=args.query_modality,
                    top_k=args.top_k)
@@ -262,35 +265,70 @@ def cmd_benchmark(args) -> int:
 
 def cmd_card(args) -> int:
     _model_dir(args.model)
-    from .hub.model_card import write_model_card
+    import hf_av  # noqa: F401  (registers the configs)
+    from transformers import AutoConfig
+
+    from .hub.model_card import build_family_model_card, write_model_card
 
     config_dict = _read_config(args.model)
     model_type = config_dict.get("model_type")
-    builder = CARD_BUILDERS.get(model_type)
-    if builder is None:
+    if model_type not in FAMILIES:
         raise CliError(f"{args.model}: no model card template for model_type {model_type!r}")
-    content = builder(args.model, config_dict, args.source)
-    path = write_model_card(args.model, content)
+    family = get_family(model_type)
+    config = AutoConfig.from_pretrained(args.model)
+    source = args.source or Path(args.model).name
+    lookup = family.converter.find_released_checkpoint if family.converter is not None else None
+    checkpoint = resolve(lookup, f"{model_type} released-checkpoint lookup")(source) if lookup else None
+    architecture = (config_dict.get("architectures") or [""])[0]
+    path = write_model_card(args.model, build_family_model_card(config, source, checkpoint, architecture))
     print(f"wrote {path}")
     return 0
 
 
-def _cav_mae_card(model_dir: str, config_dict: dict, source: str | None):
-    import hf_av  # noqa: F401
-    from transformers import AutoConfig
+def family_summary(family) -> dict:
+    """What `hf-av list` shows of a family row (names only: nothing is imported)."""
+    def name(path):
+        return path.rsplit(".", 1)[-1] if path else None
 
-    from .conversion.cav_mae_checkpoints import find_released_checkpoint
-    from .hub.model_card import cav_mae_model_card
+    converter = family.converter
+    return {
+        "model_type": family.model_type,
+        "name": family.name,
+        "config": name(family.config),
+        "models": {auto: name(path) for auto, path in family.models.items()},
+        "preprocessing": {
+            kind: name(getattr(family, kind))
+            for kind in ("feature_extractor", "image_processor", "video_processor", "tokenizer", "processor")
+            if getattr(family, kind)
+        },
+        "converter": None if converter is None else {
+            "original_kinds": list(converter.original_kinds), "checkpoint": converter.checkpoint_format,
+            "script": converter.script,
+        },
+        "tasks": dict(family.tasks),
+        "paper": family.card.paper,
+        "license": family.card.license,
+    }
 
-    config = AutoConfig.from_pretrained(model_dir)
-    source = source or Path(model_dir).name
-    checkpoint = find_released_checkpoint(source)
-    architecture = (config_dict.get("architectures") or [""])[0]
-    return cav_mae_model_card(config, source, checkpoint, architecture)
 
-
-# model_type -> builder(model_dir, config dict, source checkpoint name or None) -> ModelCardContent
-CARD_BUILDERS = {"cav-mae": _cav_mae_card}
+def cmd_list(args) -> int:
+    summaries = [family_summary(family) for family in FAMILIES.values()]
+    if args.json:
+        _print_json(summaries)
+        return 0
+    for info in summaries:
+        print(f"{info['name']} (model_type {info['model_type']}; {info['paper']}; licence {info['license']})")
+        rows = [("config", info["config"]), *info["models"].items(), *info["preprocessing"].items()]
+        converter = info["converter"]
+        rows.append(("convert", "no converter" if converter is None else (
+            f"hf-av convert --model {info['model_type']} ({converter['checkpoint']}; "
+            f"--original-model {'|'.join(converter['original_kinds'])})"
+        )))
+        rows.append(("train tasks", ", ".join(f"{t} -> {head}" for t, head in info["tasks"].items()) or "none"))
+        width = max(len(key) for key, _ in rows) + 2
+        for key, value in rows:
+            print(f"  {key + ':':<{width}}{value}")
+    return 0
 
 
 def cmd_push(args) -> int:
@@ -344,13 +382,23 @@ def build_parser() -> argparse.ArgumentParser:
     def add_device(p):
         p.add_argument("--device", default=None, help="torch device, e.g. cpu, cuda, cuda:1 (default: first GPU or CPU)")
 
+    p = sub.add_parser("list", help="model families: classes, converters, training tasks",
+                       description="The family registry (hf_av.families), one entry per family.")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_list)
+
+    converters = families_with_converter()
+    kinds = sorted({kind for family in converters.values() for kind in family.converter.original_kinds})
+    formats = "; ".join(f"{t}: {f.converter.checkpoint_format}" for t, f in sorted(converters.items()))
     p = sub.add_parser("convert", help="convert an original checkpoint into a Transformers folder",
                        description="Convert an original checkpoint (weights, config, processor and model card).")
-    p.add_argument("--model", required=True, choices=sorted(CONVERTERS), help="model family of the checkpoint")
-    p.add_argument("--checkpoint", required=True, help="original checkpoint (.pth, or TF checkpoint prefix for VATT)")
+    p.add_argument("--model", required=True, choices=sorted(converters), help="model family of the checkpoint")
+    p.add_argument("--checkpoint", required=True, help=f"original checkpoint ({formats})")
     p.add_argument("--output-dir", required=True, help="folder to write")
     p.add_argument("--original-config", default=None, help="JSON with the original constructor arguments")
-    p.add_argument("--original-model", default=None, help="original model kind (e.g. pretrain/finetune); checked")
+    p.add_argument("--original-model", default=None, metavar="KIND",
+                   help=f"original model kind, checked against the weights ({', '.join(kinds)}; "
+                        "per family: hf-av list)")
     p.add_argument("--remote-code", action="store_true",
                    help="also write self-contained modeling code + auto_map (loads with trust_remote_code=True)")
     p.set_defaults(func=cmd_convert)
@@ -362,7 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=5, help="labels per clip (default 5)")
     p.add_argument("--frames", type=_frames, default="all",
                    help="'all' (average the per-frame predictions as the paper evaluates; default), 'middle', or N")
-    p.add_argument("--modality", choices=("audio-visual", "audio", "video"), default=None,
+    p.add_argument("--modality", type=_modality, choices=("audio-visual", "audio", "visual"), default=None,
                    help="use only this modality (default: all the file has)")
     p.add_argument("--json", action="store_true", help="print JSON")
     add_device(p)
@@ -373,7 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="model folder")
     p.add_argument("inputs", nargs="+", help="media files or folders of them")
     p.add_argument("--output", "-o", required=True, help="output .npy (one modality), .npz or .safetensors")
-    p.add_argument("--modality", choices=("audio-visual", "audio", "video"), default=None,
+    p.add_argument("--modality", type=_modality, choices=("audio-visual", "audio", "visual"), default=None,
                    help="embeddings to compute (default: all the files have)")
     p.add_argument("--frames", type=_frames, default="middle", help="frames for visual embeddings (default middle)")
     add_device(p)
@@ -384,7 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="model folder")
     p.add_argument("query", help="query media file")
     p.add_argument("candidates", nargs="+", help="candidate media files or folders of them")
-    p.add_argument("--query-modality", choices=("audio", "video"), default="audio",
+    p.add_argument("--query-modality", type=_modality, choices=("audio", "visual"), default="audio",
                    help="embed the query's audio (default; candidates by their frames) or its frames")
     p.add_argument("--top-k", type=int, default=None, help="length of the ranking (default: all)")
     p.add_argument("--batch-size", type=int, default=8, help="candidates embedded per forward pass")

@@ -1,60 +1,51 @@
-"""One table that plugs every hf_av class into Transformers' Auto classes.
+"""Plugs every family row of `hf_av.families` into Transformers' Auto classes and the pipeline registry.
 
-`register_all()` runs on `import hf_av` and is idempotent (``exist_ok=True`` everywhere).
+`register_all()` runs on `import hf_av` and is idempotent (``exist_ok=True`` everywhere). Nothing here is
+per family: a family is registered by its row.
 """
 
+from __future__ import annotations
 
-def _register_models() -> None:
-    """Configs and models, per family."""
-    from transformers import (
-        AutoConfig,
-        AutoModel,
-        AutoModelForAudioClassification,
-        AutoModelForPreTraining,
-    )
-
-    from modeling.cav_mae import (
-        CavMaeConfig,
-        CavMaeForAudioVisualClassification,
-        CavMaeForPreTraining,
-        CavMaeModel,
-    )
-
-    from .auto import AutoModelForAudioVisualClassification
-
-    # CAV-MAE. The classifier is also an audio-classification head: audio-only input runs the original `audioonly`
-    # mode, so Transformers' stock `audio-classification` pipeline works with it. It is not registered for
-    # video classification: the stock pipeline feeds consecutive frames, not the paper's ten spread-out frames.
-    AutoConfig.register(CavMaeConfig.model_type, CavMaeConfig, exist_ok=True)
-    AutoModel.register(CavMaeConfig, CavMaeModel, exist_ok=True)
-    AutoModelForPreTraining.register(CavMaeConfig, CavMaeForPreTraining, exist_ok=True)
-    AutoModelForAudioClassification.register(CavMaeConfig, CavMaeForAudioVisualClassification, exist_ok=True)
-    AutoModelForAudioVisualClassification.register(CavMaeConfig, CavMaeForAudioVisualClassification, exist_ok=True)
+from .families import FAMILIES, ModelFamily, auto_class
 
 
-def _register_processors() -> None:
-    """Feature extractors, image processors and processors, per family.
+def register_family(family: ModelFamily) -> None:
+    """Config, models and preprocessing classes of one row with the Auto classes."""
+    from transformers import AutoConfig, AutoFeatureExtractor, AutoImageProcessor, AutoProcessor, AutoTokenizer
 
-    Auto classes are keyed by config class, so a family is registered here once its config exists.
-    LAVisH and DG-SCT have no config yet: their processors still load with
-    ``LavishProcessor.from_pretrained(D)`` / ``DgSctProcessor.from_pretrained(D)`` because
-    ``AudioVisualProcessor`` resolves sub-processors by concrete class, not through the Auto registry.
-    """
-    from transformers import AutoFeatureExtractor, AutoImageProcessor, AutoProcessor
+    # from its module: the top-level name is a placeholder that raises when torchvision is missing, yet the mapping
+    # is all `AutoProcessor` needs, and our video processors do not use torchvision
+    from transformers.models.auto.video_processing_auto import AutoVideoProcessor
 
-    from modeling.cav_mae import CavMaeConfig
+    config_class = family.config_class()
+    if config_class.model_type != family.model_type:
+        raise ValueError(
+            f"family row {family.model_type!r} names {config_class.__name__}, whose model_type is "
+            f"{config_class.model_type!r}"
+        )
+    AutoConfig.register(family.model_type, config_class, exist_ok=True)
+    for auto_name, model_class in family.model_classes().items():
+        auto_class(auto_name).register(config_class, model_class, exist_ok=True)
 
-    from .processing import CavMaeFeatureExtractor, CavMaeImageProcessor, CavMaeProcessor
-
-    AutoFeatureExtractor.register(CavMaeConfig, CavMaeFeatureExtractor, exist_ok=True)
-    # Our image processors run on torch tensors only (no PIL, no torchvision). They are listed under both
-    # standard backend names so the Auto class finds them whichever backend it prefers, without a fallback warning.
-    AutoImageProcessor.register(
-        CavMaeConfig,
-        image_processor_classes={"torchvision": CavMaeImageProcessor, "pil": CavMaeImageProcessor},
-        exist_ok=True,
-    )
-    AutoProcessor.register(CavMaeConfig, CavMaeProcessor, exist_ok=True)
+    preprocessing = family.preprocessing_classes()
+    if "feature_extractor" in preprocessing:
+        AutoFeatureExtractor.register(config_class, preprocessing["feature_extractor"], exist_ok=True)
+    if "image_processor" in preprocessing:
+        # our image processors run on torch tensors only (no PIL, no torchvision); listed under both backend names
+        # so the Auto class finds them whichever backend it prefers, without a fallback warning
+        image_processor = preprocessing["image_processor"]
+        AutoImageProcessor.register(
+            config_class, image_processor_classes={"torchvision": image_processor, "pil": image_processor},
+            exist_ok=True,
+        )
+    if "video_processor" in preprocessing:
+        AutoVideoProcessor.register(
+            config_class, video_processor_classes={"torchvision": preprocessing["video_processor"]}, exist_ok=True
+        )
+    if "tokenizer" in preprocessing:
+        AutoTokenizer.register(config_class, tokenizer_class=preprocessing["tokenizer"], exist_ok=True)
+    if "processor" in preprocessing:
+        AutoProcessor.register(config_class, preprocessing["processor"], exist_ok=True)
 
 
 def _register_pipelines() -> None:
@@ -65,6 +56,9 @@ def _register_pipelines() -> None:
 
 
 def register_all() -> None:
-    _register_models()
-    _register_processors()
+    for family in FAMILIES.values():
+        register_family(family)
     _register_pipelines()
+
+
+__all__ = ["register_all", "register_family"]

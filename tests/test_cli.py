@@ -70,7 +70,8 @@ def test_retrieve_folder_of_clips(capsys, pretraining_dir, media, tmp_path):
         (["predict", "{model}", "{corrupt}"], "corrupt.mp4"),
         (["predict", "{pre}", "{clip}"], "no classification or event head"),
         (["embed", "{pre}", "{clip}", "-o", "{media}/x.txt"], "must end in .npy"),
-        (["convert", "--model", "vatt", "--checkpoint", "{clip}", "--output-dir", "{media}/v"], "not available"),
+        (["convert", "--model", "cav-mae", "--original-model", "ut_fac", "--checkpoint", "{clip}", "--output-dir",
+          "{media}/v"], "not a cav-mae checkpoint kind"),
         (["convert", "--model", "cav-mae", "--checkpoint", "{clip}", "--output-dir", "{media}/v"], "clip.mp4"),
         (["visualize", "reconstruction", "{model}", "{clip}", "-o", "{media}/r.png"], "no MAE decoder"),
     ],
@@ -123,3 +124,34 @@ def test_card_refreshes_readme(capsys, pretraining_dir):
 
     card = ModelCard.load(pretraining_dir / "README.md")
     assert card.data.pipeline_tag == "feature-extraction" and "my_checkpoint.pth" in card.text
+
+
+def test_convert_offers_exactly_the_families_with_a_converter(capsys):
+    from hf_av.families import FAMILIES, families_with_converter
+
+    convert = next(a for a in cli.build_parser()._subparsers._group_actions[0].choices.items() if a[0] == "convert")[1]
+    model_choices = next(a.choices for a in convert._actions if a.dest == "model")
+    assert sorted(model_choices) == sorted(families_with_converter())
+    for model_type in model_choices:  # every converter offered exists
+        assert callable(FAMILIES[model_type].converter.load())
+    # a family without a row is a usage error naming the choices, not a crash at conversion time
+    with pytest.raises(SystemExit) as exit_:
+        main(["convert", "--model", "no-such-family", "--checkpoint", "x", "--output-dir", "y"])
+    assert exit_.value.code == 2 and "invalid choice" in capsys.readouterr().err
+
+
+def test_list_shows_every_family_row(capsys):
+    from hf_av.families import FAMILIES
+
+    code, out, err = run(capsys, "list", "--json")
+    assert code == 0, err
+    listed = json.loads(out)
+    listed = listed if isinstance(listed, list) else [listed]
+    assert [entry["model_type"] for entry in listed] == list(FAMILIES)
+    cav_mae = listed[0]
+    assert cav_mae["models"]["AutoModelForPreTraining"] == "CavMaeForPreTraining"
+    assert cav_mae["converter"]["original_kinds"] == ["pretrain", "finetune"]
+    assert cav_mae["tasks"] == {"pretraining": "CavMaeForPreTraining",
+                                "classification": "CavMaeForAudioVisualClassification"}
+    code, out, _ = run(capsys, "list")
+    assert code == 0 and "hf-av convert --model cav-mae" in out and "classification -> " in out

@@ -26,6 +26,7 @@ import re
 from pathlib import Path
 
 import torch
+from huggingface_hub.errors import StrictDataclassError
 
 from ..errors import CheckpointConversionError
 from .cav_mae_checkpoints import CavMaeCheckpoint, find_released_checkpoint
@@ -44,16 +45,17 @@ _BLOCK_PARTS = [
 ]
 
 
-def _block_rules(original: str, converted: str, norm_sets: dict[str, str]) -> list[tuple[str, str]]:
-    """Rules for one original block list: `norm_sets` maps original suffixes ('', '_a', '_v') to hf_av set names."""
+def _block_rules(original: str, converted: str, norm_prefixes: dict[str, str]) -> list[tuple[str, str]]:
+    """Rules for one original block list: `norm_prefixes` maps original LayerNorm suffixes ('', '_a', '_v') to the
+    prefix of the hf_av LayerNorm names ('' -> `layernorm_before`, 'audio_' -> `audio_layernorm_before`, ...)."""
     rules = []
     for part, target in _BLOCK_PARTS:
         pattern = part.replace("(weight|bias)", "(?P<p>weight|bias)")
         rules.append((rf"{original}\.(?P<i>\d+)\.{pattern}", rf"{converted}.\g<i>.{target}"))
-    for suffix, set_name in norm_sets.items():
+    for suffix, prefix in norm_prefixes.items():
         for number, where in (("1", "layernorm_before"), ("2", "layernorm_after")):
             rules.append(
-                (rf"{original}\.(?P<i>\d+)\.norm{number}{suffix}\.(?P<p>weight|bias)", rf"{converted}.\g<i>.{where}.{set_name}.\g<p>")
+                (rf"{original}\.(?P<i>\d+)\.norm{number}{suffix}\.(?P<p>weight|bias)", rf"{converted}.\g<i>.{prefix}{where}.\g<p>")
             )
     return rules
 
@@ -66,9 +68,9 @@ ORIGINAL_TO_HF_KEY_MAPPING: list[tuple[str, str]] = [
     (r"pos_embed_v", r"cav_mae.visual_embeddings.position_embeddings"),
     (r"modality_a", r"cav_mae.audio_embeddings.modality_embedding"),
     (r"modality_v", r"cav_mae.visual_embeddings.modality_embedding"),
-    *_block_rules("blocks_a", "cav_mae.audio_layers", {"": "default"}),
-    *_block_rules("blocks_v", "cav_mae.visual_layers", {"": "default"}),
-    *_block_rules("blocks_u", "cav_mae.shared_layers", {"": "joint", "_a": "audio", "_v": "visual"}),
+    *_block_rules("blocks_a", "cav_mae.audio_layers", {"": ""}),
+    *_block_rules("blocks_v", "cav_mae.visual_layers", {"": ""}),
+    *_block_rules("blocks_u", "cav_mae.shared_layers", {"": "", "_a": "audio_", "_v": "visual_"}),
     (r"norm_a\.(weight|bias)", r"cav_mae.audio_layernorm.\1"),
     (r"norm_v\.(weight|bias)", r"cav_mae.visual_layernorm.\1"),
     (r"norm\.(weight|bias)", r"cav_mae.joint_layernorm.\1"),
@@ -79,7 +81,7 @@ ORIGINAL_TO_HF_KEY_MAPPING: list[tuple[str, str]] = [
     (r"decoder_modality_v", r"decoder.visual_modality_embedding"),
     (r"decoder_pos_embed_a", r"decoder.audio_position_embeddings"),
     (r"decoder_pos_embed_v", r"decoder.visual_position_embeddings"),
-    *_block_rules("decoder_blocks", "decoder.layers", {"": "default"}),
+    *_block_rules("decoder_blocks", "decoder.layers", {"": ""}),
     (r"decoder_norm\.(weight|bias)", r"decoder.layernorm.\1"),
     (r"decoder_pred_a\.(weight|bias)", r"decoder.audio_prediction.\1"),
     (r"decoder_pred_v\.(weight|bias)", r"decoder.visual_prediction.\1"),
@@ -254,7 +256,7 @@ def build_config(state_dict, kind, original_config: dict | None = None, checkpoi
         raise CheckpointConversionError("the given configuration does not match the checkpoint's tensors: " + "; ".join(conflicts))
     try:
         return CavMaeConfig(**kwargs)
-    except ValueError as error:
+    except (ValueError, StrictDataclassError) as error:  # the config is a `@strict` dataclass
         raise CheckpointConversionError(f"invalid CAV-MAE configuration for this checkpoint: {error}") from error
 
 

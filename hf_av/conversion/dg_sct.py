@@ -33,7 +33,10 @@ from .toolkit import KeyMap, Transform, atomic_output_dir, drop, load_torch_chec
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "ORIGINAL_KINDS",
     "convert_dg_sct_checkpoint",
+    "dg_sct_model_card",
+    "processor_for_config",
     "dg_sct_config_from_original",
     "dg_sct_key_map",
     "dg_sct_module_key_map",
@@ -302,78 +305,95 @@ def load_original_dg_sct(checkpoint, original_config: Mapping[str, Any] | str | 
     return model, report
 
 
-def _model_card(config, source_file: str, report):
-    from ..hub.model_card import ModelCardContent, ReportedResult
+def dg_sct_model_card(config, source_file: str, checkpoint=None, model_class_name: str = "", report=None):
+    """Card of a converted DG-SCT checkpoint (the row's `card_builder`): the family facts plus what the
+    conversion dropped and which parameters train."""
+    from ..hub.model_card import ModelCardContent, _citation_line, family_sections
+    from ..families import get_family
 
-    dropped = "\n".join(f"- {reason}: {len(keys)} key(s)" for reason, keys in report.dropped_by_reason().items())
-    return ModelCardContent(
-        model_name="DG-SCT (AVE event localisation)",
-        summary=(
-            "DG-SCT (Duan et al., NeurIPS 2023): dual-guided spatial-channel-temporal prompts between a frozen "
-            "Swin-V2 (visual) and a frozen HTS-AT (audio), with the CMBS-style temporal head for supervised "
-            "audio-visual event localisation on AVE (one class per 1-second segment, 28 events + background). "
-            f"Converted with hf_av from `{Path(source_file).name}`."
+    facts = get_family("dg-sct").card
+    sections = {
+        "Usage": (
+            "```python\nimport hf_av\nfrom transformers import pipeline\n"
+            "localizer = pipeline(\"audio-visual-event-localization\", model=\"PATH\")\n"
+            "localizer(\"clip.mp4\")  # one label per 1-second segment, merged into events\n```"
         ),
-        license="unknown",
+        "Provenance": f"- Converted from `{Path(source_file).name}` of {facts.original_repository} with "
+        "`conversion_scripts/convert_dg_sct_original_to_hf.py`.",
+        "Trainable parameters": (
+            "Both backbones are frozen; `config.trainable_parameters` lists what trains (the DG-SCT modules and the "
+            "head, as the original): " + ", ".join(f"`{p}`" for p in config.trainable_parameters) + "."
+        ),
+    }
+    if report is not None:
+        dropped = "\n".join(f"- {reason}: {len(keys)} key(s)" for reason, keys in report.dropped_by_reason().items())
+        sections["Conversion"] = (
+            f"{report.num_source_keys} original keys -> {report.num_target_keys} keys; left out on purpose:\n{dropped}"
+        )
+    return ModelCardContent(
+        model_name=f"DG-SCT ({Path(source_file).name})",
+        summary=(
+            f"{_citation_line('dg-sct')}: prompts between a frozen Swin-V2 (visual) and a frozen HTS-AT (audio), "
+            "with the CMBS-style head for supervised audio-visual event localisation on AVE (one class per "
+            "1-second segment, 28 events + background), for the `hf_av` package."
+        ),
+        license=facts.license,
         pipeline_tag="video-classification",
-        tags=["audio-visual", "dg-sct", "event-localization", "ave"],
+        tags=list(facts.tags),
         datasets=["AVE"],
-        results=[
-            ReportedResult("audio-visual-event-localization", "AVE", "ave", "accuracy", 82.2, "segment accuracy",
-                           "test", "https://github.com/haoyi-duan/DG-SCT")
-        ],
-        sections={
-            "Usage": (
-                "```python\nimport hf_av\nfrom transformers import pipeline\n"
-                "localizer = pipeline(\"audio-visual-event-localization\", model=\"PATH\")\n"
-                "localizer(\"clip.mp4\")\n```"
-            ),
-            "Conversion": (
-                f"{report.num_source_keys} original keys -> {report.num_target_keys} keys; dropped on purpose:\n"
-                f"{dropped}"
-            ),
-            "Trainable parameters": (
-                "The backbones are frozen; `config.trainable_parameters` lists what trains (DG-SCT modules and head): "
-                + ", ".join(f"`{p}`" for p in config.trainable_parameters)
-            ),
-        },
+        sections={**sections, **family_sections(facts)},
     )
 
 
-def _save_processor(config, output_dir: Path) -> None:
+def processor_for_config(config):
+    """A DG-SCT processor whose audio front-end and frame size match `config` (training from scratch)."""
     from ..processing.dg_sct import DgSctFeatureExtractor, DgSctImageProcessor, DgSctProcessor
 
     audio = config.audio_config
     size = config.vision_config.image_size
     size = size if isinstance(size, int) else size[0]
+    # The original tiles each 1-s segment 10x (1001 frames <= 1024 = spec_size * freq_ratio); a smaller HTS-AT
+    # gets as many copies as its spectrogram image holds.
+    max_frames = audio.spec_size * (audio.spec_size // audio.num_mel_bins)
+    tile_repeats = max(1, min(10, (max_frames - 1) * audio.hop_length // audio.sampling_rate))
     feature_extractor = DgSctFeatureExtractor(
         sampling_rate=audio.sampling_rate,
         num_segments=config.num_segments,
+        tile_repeats=tile_repeats,
         n_fft=audio.n_fft,
         hop_length=audio.hop_length,
         num_mel_bins=audio.num_mel_bins,
         f_min=audio.f_min,
         f_max=audio.f_max,
     )
-    image_processor = DgSctImageProcessor(size={"height": size, "width": size})
-    DgSctProcessor(feature_extractor=feature_extractor, image_processor=image_processor).save_pretrained(output_dir)
+    return DgSctProcessor(feature_extractor=feature_extractor, image_processor=DgSctImageProcessor(
+        size={"height": size, "width": size}))
+
+
+ORIGINAL_KINDS = ("ave",)
 
 
 def convert_dg_sct_checkpoint(
     checkpoint: str | Path,
     output_dir: str | Path,
     original_config: str | Path | Mapping[str, Any] | None = None,
+    original_model: str | None = None,
     write_model_card: bool = True,
 ) -> Path:
     """Convert an original AVE checkpoint into `output_dir` (safetensors, config, processor config, README.md),
-    written atomically. Returns the folder."""
+    written atomically. `original_model` may only be `"ave"` (the AVVP / AVQA / AVS heads are not ported yet).
+    Returns the folder."""
     from ..hub.model_card import write_model_card as write_card
 
+    if original_model not in (None, *ORIGINAL_KINDS):
+        raise CheckpointConversionError(
+            f"DG-SCT original model {original_model!r} is not supported; supported: {', '.join(ORIGINAL_KINDS)}"
+        )
     model, report = load_original_dg_sct(checkpoint, original_config)
     logger.info(report.format())
     with atomic_output_dir(output_dir) as staging:
         model.save_pretrained(staging)
-        _save_processor(model.config, staging)
+        processor_for_config(model.config).save_pretrained(staging)
         if write_model_card:
-            write_card(staging, _model_card(model.config, str(checkpoint), report))
+            write_card(staging, dg_sct_model_card(model.config, str(checkpoint), report=report))
     return Path(output_dir)

@@ -24,14 +24,17 @@ Dropped with reasons: ``relative_position_index`` / ``relative_coords_table`` (b
 the window size), ``attn_mask`` (shifted-window mask, recomputed per input size), ``head.*`` (the backbone's own
 ImageNet classifier, unused by the audio-visual models).
 
-Semantics checked against timm 0.6.7's source and numerically (tests/conversion/test_timm_swinv2.py): patch
-merging concatenates ``[x(0::2,0::2), x(1::2,0::2), x(0::2,1::2), x(1::2,1::2)]`` in both; the logit scale is
-clamped at ``log(100)`` in both; the continuous position bias table is normalised by ``window - 1`` (or by the
-pretrained window size when ``pretrained_window_sizes`` is non-zero: pass it to the config) and squashed by
-``16 * sigmoid`` in both; a stage whose resolution is <= the window uses the resolution as window and no shift in
-both. Differences: timm 0.6 requires input sizes divisible by the window (asserts), Transformers pads instead -- the
-same result for the sizes timm accepts; Transformers recomputes the window clamp per input size, timm fixes it at
-construction for ``img_size`` -- feed the image size the original model was built for.
+Semantics checked against timm 0.6.7's source and numerically: tests/conversion/test_timm_swinv2.py loads the
+mapped weights of two tiny backbones run by the original timm 0.6.7 code into `Swinv2Model` and matches the
+embeddings, every stage before and after patch merging (<= 3e-5 / 1e-5 abs) and the final norm (<= 1e-5 abs).
+What agrees without any switch: patch merging concatenates ``[x(0::2,0::2), x(1::2,0::2), x(0::2,1::2),
+x(1::2,1::2)]`` and applies reduction, then norm, in both; the logit scale is clamped at ``log(100)`` in both; the
+continuous position bias table is log-spaced and squashed by ``16 * sigmoid`` in both; a stage whose resolution is
+<= the window uses the resolution as window and no shift in both, decided at construction from the configured image
+size (``img_size`` / ``image_size``). What needs the config: ``pretrained_window_sizes`` (non-zero values change the
+bias table's normalisation; `swinv2_config_kwargs` carries them over -- the released LAVisH / DG-SCT backbone
+``swinv2_large_window12_192_22k`` uses zeros). Difference without effect on the originals' inputs: timm 0.6 asserts
+input sizes divisible by patch and window, Transformers pads instead.
 
 Example::
 

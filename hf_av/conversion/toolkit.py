@@ -14,6 +14,10 @@ Accounting is strict: a source key no rule matches, a target produced twice, a `
 that differs, all raise `CheckpointConversionError` naming the keys (and shapes). The `ConversionReport` lists
 what was mapped and what was dropped with why; scripts print it and model cards cite `report.dropped_by_reason()`.
 
+Composing: ``key_map.with_prefixes("swin.", "visual_encoder.")`` moves every rule under a literal source prefix and
+a target prefix; ``map_a + map_b`` concatenates rule lists (e.g. the shared timm Swin-V2 map + a family's adapter
+rules); ``report_a.merge(report_b)`` joins reports (e.g. a TF checkpoint's dropped optimizer state + the key map).
+
 Transforms (`Tensor -> Tensor`, named for the report): `transpose` (TF dense kernels ``[in, out]``), `permute`,
 `reshape`, `tf_conv1d_kernel` / `tf_conv2d_kernel` / `tf_conv3d_kernel` (TF ``[..., in, out]`` -> torch
 ``[out, in, ...]``), `compose`. Sources may be numpy arrays (TF checkpoints); they become torch tensors first.
@@ -199,7 +203,8 @@ class Rule:
         """The same rule for keys that start with the literal ``source_prefix``, targets under ``target_prefix``."""
         return Rule(
             kind=self.kind,
-            patterns=tuple(re.escape(source_prefix) + p for p in self.patterns),
+            # (?:...) keeps a pattern with a top-level "|" entirely under the prefix; group numbers are unchanged.
+            patterns=tuple(f"{re.escape(source_prefix)}(?:{p})" for p in self.patterns),
             targets=tuple(target_prefix + t for t in self.targets),
             transform=self.transform,
             dim=self.dim,
@@ -320,7 +325,10 @@ def _as_tensor(value: Any, key: str) -> torch.Tensor:
     if isinstance(value, torch.Tensor):
         return value
     if isinstance(value, np.ndarray):
-        return torch.from_numpy(np.array(value, copy=True))
+        try:
+            return torch.from_numpy(np.array(value, copy=True))
+        except TypeError as error:  # e.g. a string tensor of a TF checkpoint
+            raise CheckpointConversionError(f"source entry {key!r} of dtype {value.dtype} is not numeric") from error
     raise CheckpointConversionError(f"source entry {key!r} is a {type(value).__name__}, not a tensor or array")
 
 

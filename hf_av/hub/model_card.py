@@ -1,7 +1,13 @@
 """Model cards (README.md with YAML metadata) for converted hf_av models, written with `huggingface_hub.ModelCard`.
 
 `write_model_card` is family-agnostic: metadata (library, pipeline tag, tags, licence of the original weights,
-provenance, reported results) plus a Markdown body. `cav_mae_model_card` fills it for a CAV-MAE conversion.
+provenance, reported results) plus a Markdown body. What a card says about the original work (paper, citation,
+licence, the paper's numbers) comes from the family's row (`hf_av.families`): `family_sections` renders it,
+`family_model_card` is the card of a converted checkpoint of a family without its own builder,
+`cav_mae_model_card` the richer one of CAV-MAE, and `trained_model_card` the card `hf_av.training` writes.
+
+This module never imports `hf_av.conversion` (the converters import it): what a converter knows about a released
+checkpoint is handed in as the `checkpoint` argument.
 """
 
 from __future__ import annotations
@@ -10,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from ..families import CardFacts, get_family, resolve
 
 
 @dataclass
@@ -76,11 +84,11 @@ def write_model_card(output_dir: str | Path, content: ModelCardContent) -> Path:
 
 def cav_mae_model_card(config, source_file: str, checkpoint=None, model_class_name: str = "") -> ModelCardContent:
     """Card content for a converted CAV-MAE checkpoint (`checkpoint`: registry entry or None for other files)."""
-    from ..conversion.cav_mae_checkpoints import ORIGINAL_LICENSE, ORIGINAL_REPO, PAPER, PAPER_RESULTS
-
+    facts = get_family("cav-mae").card
+    original_repo = facts.original_repository
     name = checkpoint.name if checkpoint is not None else f"CAV-MAE ({Path(source_file).name})"
     pretraining = model_class_name == "CavMaeForPreTraining"
-    tags = ["audio-visual", "cav-mae", "audioset"]
+    tags = list(facts.tags)
     datasets = []
     results = []
     if checkpoint is not None and checkpoint.dataset is not None:
@@ -92,7 +100,7 @@ def cav_mae_model_card(config, source_file: str, checkpoint=None, model_class_na
                 task_type="audio-classification", dataset_name=dataset_title, dataset_type=checkpoint.dataset,
                 metric_type="map" if checkpoint.metric == "mAP" else "accuracy", metric_value=checkpoint.metric_value,
                 metric_name=f"{checkpoint.metric} ({checkpoint.finetuning_mode}, 10-frame averaging)",
-                source_url=ORIGINAL_REPO,
+                source_url=original_repo,
             )
         )
     if pretraining:
@@ -117,7 +125,7 @@ def cav_mae_model_card(config, source_file: str, checkpoint=None, model_class_na
             "evaluates."
         )
     provenance = [
-        f"- Converted from the original checkpoint `{Path(source_file).name}` of {ORIGINAL_REPO} "
+        f"- Converted from the original checkpoint `{Path(source_file).name}` of {original_repo} "
         "with `conversion_scripts/convert_cav_mae_original_to_hf.py` (every key mapped or deliberately dropped; "
         "strict load). Parity with the original code is tested in fp32 (max abs diff <= 1e-5).",
     ]
@@ -130,16 +138,13 @@ def cav_mae_model_card(config, source_file: str, checkpoint=None, model_class_na
     provenance.append(
         "- The unused LayerNorm variants of the modality-specific and decoder blocks (`norm{1,2}_{a,v}`) are dropped."
     )
-    paper_rows = "\n".join(
-        f"| {task} | {r['audio']} | {r['visual']} | {r['audio-visual']} |" for task, r in PAPER_RESULTS.items()
-    )
     return ModelCardContent(
         model_name=name,
         summary=(
-            f"CAV-MAE (Contrastive Audio-Visual Masked Autoencoder, Gong et al., ICLR 2023, {PAPER}) for the "
+            f"{_citation_line('cav-mae')} for the "
             f"`hf_av` package. {checkpoint.description if checkpoint is not None else ''}".strip()
         ),
-        license=ORIGINAL_LICENSE,
+        license=facts.license,
         pipeline_tag="feature-extraction" if pretraining else "audio-classification",
         tags=tags,
         datasets=datasets,
@@ -148,20 +153,97 @@ def cav_mae_model_card(config, source_file: str, checkpoint=None, model_class_na
         sections={
             "Usage": usage,
             "Provenance": "\n".join(provenance),
-            "Paper results (CAV-MAE Scale+, Table 1)": (
-                "| task | audio | visual | audio-visual |\n|---|---|---|---|\n" + paper_rows
-            ),
-            "Licence": (
-                "The original code and weights are released under the BSD 2-Clause licence "
-                f"(Copyright (c) 2023, Yuan Gong; {ORIGINAL_REPO}/blob/main/LICENSE)."
-            ),
-            "Citation": (
-                "```bibtex\n@inproceedings{gong2023contrastive,\n  title={Contrastive Audio-Visual Masked Autoencoder},\n"
-                "  author={Gong, Yuan and Rouditchenko, Andrew and Liu, Alexander H. and Harwath, David and "
-                "Karlinsky, Leonid and Kuehne, Hilde and Glass, James R.},\n  booktitle={ICLR},\n  year={2023}\n}\n```"
-            ),
+            **family_sections(facts),
         },
     )
 
 
-__all__ = ["ModelCardContent", "ReportedResult", "cav_mae_model_card", "render_model_card", "write_model_card"]
+def _citation_line(model_type: str) -> str:
+    """"CAV-MAE (Contrastive Audio-Visual Masked Autoencoder, Gong et al., ICLR 2023, <paper>)"."""
+    family = get_family(model_type)
+    facts = family.card
+    return f"{family.name} ({facts.paper_title}, {facts.authors_venue}, {facts.paper})"
+
+
+def family_sections(facts: CardFacts) -> dict[str, str]:
+    """The card sections every card of a family has: the paper's numbers, licence and citation."""
+    sections = {}
+    if facts.paper_results is not None:
+        sections[facts.paper_results.title] = facts.paper_results.to_markdown()
+    sections["Licence"] = facts.license_text
+    sections["Citation"] = f"```bibtex\n{facts.citation}\n```"
+    return sections
+
+
+def family_model_card(config, source_file: str, checkpoint=None, model_class_name: str = "") -> ModelCardContent:
+    """Card of a converted checkpoint from the family row alone (families whose row names no `card_builder`)."""
+    family = get_family(config.model_type)
+    facts = family.card
+    return ModelCardContent(
+        model_name=getattr(checkpoint, "name", None) or f"{family.name} ({Path(source_file).name})",
+        summary=f"{_citation_line(family.model_type)} for the `hf_av` package.",
+        license=facts.license,
+        pipeline_tag="feature-extraction",
+        tags=list(facts.tags),
+        sections={
+            "Provenance": f"- Converted from `{Path(source_file).name}` of {facts.original_repository}"
+            + (f" with `{family.converter.script}`." if family.converter is not None else "."),
+            **family_sections(facts),
+        },
+    )
+
+
+def build_family_model_card(config, source_file: str, checkpoint=None, model_class_name: str = "") -> ModelCardContent:
+    """The card of a converted checkpoint: the family's own builder (its row's `card_builder`) or the generic one."""
+    builder_path = get_family(config.model_type).card.card_builder
+    builder = resolve(builder_path, f"{config.model_type} card builder") if builder_path else family_model_card
+    return builder(config, source_file, checkpoint, model_class_name)
+
+
+def trained_model_card(config, results: dict, model_class_name: str = "") -> ModelCardContent:
+    """Card of a model folder written by `hf_av.training.run_training` (`results`: its `hf_av_results.json`)."""
+    family = get_family(config.model_type)
+    facts = family.card
+    job = results.get("job", {})
+    trainable = results.get("trainable_parameters") or {}
+    start = job.get("model_name_or_path")
+    lines = [
+        f"- Task: `{job.get('task')}`; model class `{model_class_name or type(config).__name__}`.",
+        f"- Started from: `{start}`." if start else "- Trained from scratch (random initialisation).",
+        f"- Training manifest: `{job.get('train_manifest')}`; evaluation manifest: `{job.get('eval_manifest')}`.",
+    ]
+    if trainable:
+        patterns = trainable.get("patterns")
+        lines.append(
+            f"- Trainable parameters: {trainable['trainable']:,} of {trainable['total']:,} "
+            f"({100.0 * trainable['trainable'] / max(trainable['total'], 1):.2f}%); policy: "
+            + (", ".join(f"`{p}`" for p in patterns) if patterns else "everything trains")
+            + "."
+        )
+    metrics = results.get("metrics") or {}
+    if metrics:
+        lines.append("- Evaluation: " + ", ".join(f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}"
+                                               for k, v in sorted(metrics.items())))
+    sections = {"Training": "\n".join(lines), **family_sections(facts)}
+    return ModelCardContent(
+        model_name=f"{family.name} trained with hf_av ({job.get('task')})",
+        summary=f"{_citation_line(family.model_type)}, trained with `hf_av.training`.",
+        license=facts.license,
+        pipeline_tag="audio-classification" if job.get("task") == "classification" else "feature-extraction",
+        tags=list(facts.tags),
+        base_model=start if start and "/" in start and not Path(start).exists() else None,
+        sections=sections,
+    )
+
+
+__all__ = [
+    "ModelCardContent",
+    "ReportedResult",
+    "build_family_model_card",
+    "cav_mae_model_card",
+    "family_model_card",
+    "family_sections",
+    "render_model_card",
+    "trained_model_card",
+    "write_model_card",
+]

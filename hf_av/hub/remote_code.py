@@ -16,6 +16,13 @@ Loaded that way, the classes carry `register_for_auto_class` themselves (Transfo
 code), so a folder re-saved by a Hub user keeps working. With hf_av imported, the locally registered classes win
 (Transformers prefers explicit local code), so one folder serves both audiences.
 
+The family processor is exported the same way (`export_processor_remote_code`, called by `export_remote_code` when
+the folder holds a `processor_config.json`): the processor's module and everything of hf_av it imports (its feature
+extractor / image or video processor, `hf_av.features`, `hf_av.media` for decoding files), flattened with every part
+after `hf_av.` joined by `_` (`hf_av.processing.cav_mae` -> `processing_cav_mae.py`, `hf_av.media.backends.pyav` ->
+`media_backends_pyav.py`), and `auto_map` entries for `AutoProcessor` and each sub-processor's Auto class, so
+`AutoProcessor.from_pretrained(folder, trust_remote_code=True)(videos=path)` works without hf_av.
+
 `save_pretrained_with_remote_code` and `push_to_hub` wire this into saving and uploading.
 """
 
@@ -32,6 +39,7 @@ from pathlib import Path
 __all__ = [
     "REMOTE_CODE_AUTO_CLASSES",
     "RemoteCodeError",
+    "export_processor_remote_code",
     "export_remote_code",
     "flat_module_name",
     "push_to_hub",
@@ -39,7 +47,18 @@ __all__ = [
 ]
 
 MODELING_ROOT = "modeling"
-FORBIDDEN_ROOTS = ("hf_av",)
+PACKAGE_ROOT = "hf_av"
+# What code under each exported root must not import: the networks never depend on hf_av, and the processors
+# never touch the networks (ARCHITECTURE.md), so each export stays self-contained.
+FORBIDDEN_ROOTS = {MODELING_ROOT: (PACKAGE_ROOT,), PACKAGE_ROOT: (MODELING_ROOT,)}
+
+# The Auto class that loads each kind of processor part, by the attribute name a processor stores it under.
+SUB_PROCESSOR_AUTO_CLASSES = {
+    "feature_extractor": "AutoFeatureExtractor",
+    "image_processor": "AutoImageProcessor",
+    "video_processor": "AutoVideoProcessor",
+    "tokenizer": "AutoTokenizer",
+}
 
 # Transformers Auto classes an exported folder is mapped for (when the family is registered with them).
 REMOTE_CODE_AUTO_CLASSES = (
@@ -58,12 +77,13 @@ class RemoteCodeError(ValueError):
 def flat_module_name(module_name: str, root: str = MODELING_ROOT) -> str:
     """Name of the flat file (without `.py`) for a module of `root`: the last part for family modules
     (`modeling.cav_mae.modeling_cav_mae` -> `modeling_cav_mae`), the parts joined with `_` for shared packages
-    (`modeling.common.layers` -> `common_layers`, the package `modeling.common` -> `common`)."""
+    (`modeling.common.layers` -> `common_layers`, the package `modeling.common` -> `common`) and for every module
+    of `hf_av` (`hf_av.processing.cav_mae` -> `processing_cav_mae`, `hf_av.media` -> `media`)."""
     parts = module_name.split(".")
     if parts[0] != root or len(parts) < 2:
         raise RemoteCodeError(f"{module_name} is not a module of the {root!r} package")
     parts = parts[1:]
-    if parts[0] == "common" or len(parts) == 1:
+    if root != MODELING_ROOT or parts[0] == "common" or len(parts) == 1:
         return "_".join(parts)
     return parts[-1]
 
@@ -110,7 +130,7 @@ def _collect(entry_modules: list[str], root: str) -> dict[str, tuple[str, list[t
             if isinstance(node, ast.Import):
                 for alias in node.names:
                     top = alias.name.split(".")[0]
-                    if top == root or top in FORBIDDEN_ROOTS:
+                    if top == root or top in FORBIDDEN_ROOTS.get(root, ()):
                         raise RemoteCodeError(
                             f"{module_name} line {node.lineno}: `import {alias.name}` cannot be exported; "
                             "use `from ... import ...`"
@@ -120,9 +140,9 @@ def _collect(entry_modules: list[str], root: str) -> dict[str, tuple[str, list[t
                 continue
             target = _resolve(module_name, is_package, node)
             top = target.split(".")[0]
-            if top in FORBIDDEN_ROOTS:
+            if top in FORBIDDEN_ROOTS.get(root, ()):
                 raise RemoteCodeError(
-                    f"{module_name} line {node.lineno} imports {target}: modeling code must not depend on hf_av"
+                    f"{module_name} line {node.lineno} imports {target}: code of {root!r} must not depend on {top!r}"
                 )
             if top != root:
                 continue
@@ -220,8 +240,26 @@ def export_remote_code(
         if cls.__module__.split(".")[0] != root:
             raise RemoteCodeError(f"{name}: {cls.__module__}.{cls.__name__} is not part of the {root!r} package")
 
-    collected = _collect(sorted({cls.__module__ for cls in entry_points.values()}), root)
-    written = {}
+    _write_flat_modules(save_directory, sorted({cls.__module__ for cls in entry_points.values()}), root)
+    auto_map = {name: f"{flat_module_name(cls.__module__, root)}.{cls.__name__}" for name, cls in entry_points.items()}
+    config_dict["auto_map"] = auto_map
+    _write_json(config_file, config_dict)
+    if (save_directory / PROCESSOR_CONFIG_NAME).is_file():
+        export_processor_remote_code(save_directory)
+    return auto_map
+
+
+PROCESSOR_CONFIG_NAME = "processor_config.json"
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def _write_flat_modules(save_directory: Path, entry_modules: list[str], root: str) -> list[str]:
+    """Write the flat copies of `entry_modules` and every module of `root` they import; returns the file stems."""
+    collected = _collect(entry_modules, root)
+    written: dict[str, str] = {}
     for module_name, (source, rewrites) in collected.items():
         flat = flat_module_name(module_name, root)
         if flat in written and written[flat] != module_name:
@@ -229,10 +267,66 @@ def export_remote_code(
         written[flat] = module_name
         header = f"# Remote-code copy of `{module_name}` (hf_av), imports flattened to this folder. Do not edit.\n"
         (save_directory / f"{flat}.py").write_text(header + _rewrite(source, rewrites, root), encoding="utf-8")
+    return sorted(written)
 
-    auto_map = {name: f"{flat_module_name(cls.__module__, root)}.{cls.__name__}" for name, cls in entry_points.items()}
-    config_dict["auto_map"] = auto_map
-    config_file.write_text(json.dumps(config_dict, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+def _processor_class_by_name(name: str | None):
+    from .. import processing
+
+    processor_class = getattr(processing, name, None) if name else None
+    if processor_class is None:
+        raise RemoteCodeError(f"processor_class {name!r} is not an hf_av processor")
+    return processor_class
+
+
+def export_processor_remote_code(save_directory: str | os.PathLike, processor_class=None) -> dict[str, str]:
+    """Write the flat remote-code files of a family processor into `save_directory` and map them.
+
+    The folder must hold the `processor_config.json` written by the processor's `save_pretrained`. Sets
+    `auto_map` `{"AutoProcessor": ...}` there, and each part's own Auto class (`AutoFeatureExtractor`,
+    `AutoImageProcessor`, `AutoVideoProcessor`, `AutoTokenizer`) beside its settings (nested in
+    `processor_config.json`, or in the part's own file). Returns `{Auto class: "file.Class"}`.
+
+    Args:
+        save_directory: a folder written by a processor's `save_pretrained`.
+        processor_class: the processor class (default: the hf_av class named by `processor_class` in the file).
+    """
+    save_directory = Path(save_directory)
+    processor_file = save_directory / PROCESSOR_CONFIG_NAME
+    if not processor_file.is_file():
+        raise RemoteCodeError(f"{save_directory}: no {PROCESSOR_CONFIG_NAME} (save the processor first)")
+    processor_dict = json.loads(processor_file.read_text(encoding="utf-8"))
+    if processor_class is None:
+        processor_class = _processor_class_by_name(processor_dict.get("processor_class"))
+    parts = dict(getattr(processor_class, "sub_processor_classes", {}))
+    for cls in (processor_class, *parts.values()):
+        if cls.__module__.split(".")[0] != PACKAGE_ROOT:
+            raise RemoteCodeError(f"{cls.__module__}.{cls.__name__} is not part of the {PACKAGE_ROOT!r} package")
+    _write_flat_modules(save_directory, sorted({cls.__module__ for cls in (processor_class, *parts.values())}),
+                        PACKAGE_ROOT)
+
+    def reference(cls) -> str:
+        return f"{flat_module_name(cls.__module__, PACKAGE_ROOT)}.{cls.__name__}"
+
+    auto_map = {"AutoProcessor": reference(processor_class)}
+    processor_dict["auto_map"] = {"AutoProcessor": auto_map["AutoProcessor"]}
+    for attribute, part_class in parts.items():
+        auto_name = SUB_PROCESSOR_AUTO_CLASSES.get(attribute)
+        if auto_name is None:
+            continue
+        # AutoTokenizer reads a (slow, fast) pair; the others one class.
+        entry = [reference(part_class), None] if auto_name == "AutoTokenizer" else reference(part_class)
+        auto_map[auto_name] = reference(part_class)
+        if isinstance(processor_dict.get(attribute), dict):
+            processor_dict[attribute]["auto_map"] = {auto_name: entry}
+            continue
+        own_name = "tokenizer_config.json" if attribute == "tokenizer" else "preprocessor_config.json"
+        own_file = save_directory / own_name
+        if own_file.is_file():
+            own = json.loads(own_file.read_text(encoding="utf-8"))
+            own["auto_map"] = {**own.get("auto_map", {}), auto_name: entry}
+            _write_json(own_file, own)
+    _write_json(processor_file, processor_dict)
     return auto_map
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import inspect
+import warnings
 
 import torch
 from transformers import Pipeline
@@ -22,7 +22,7 @@ class AudioVisualClassificationPipeline(AudioVisualInputMixin, Pipeline):
     classifier = pipeline("audio-visual-classification", model="path/to/cav-mae-finetuned")
     classifier("clip.mp4", top_k=3)                     # [{"label": ..., "score": ...}, ...]
     classifier(["a.mp4", "b.mp4"], batch_size=2)        # batched
-    classifier({"audio": waveform, "sampling_rate": 16000})  # audio only (CAV-MAE audioonly / missing-video mode)
+    classifier({"audio": waveform, "sampling_rate": 16000})  # audio only: the model picks its mode from its config
     ```
 
     Call arguments:
@@ -30,12 +30,11 @@ class AudioVisualClassificationPipeline(AudioVisualInputMixin, Pipeline):
         frames (`"all"`, `"middle"` or `int`, defaults to `"all"`): for files, which of the family's evaluation
             frames are used. `"all"` classifies each of them and averages the per-frame probabilities, as the
             papers evaluate (CAV-MAE: ten frames); `"middle"` uses the single evaluation frame (faster).
-        modality (`"audio-visual"`, `"audio"`, `"video"` or `None`): what to feed the model; `None` uses every
-            modality the input has.
-        mode (`str`, *optional*): a family inference mode passed to the model (CAV-MAE: `"multimodal"`,
-            `"audioonly"`, `"videoonly"`, `"missingaudioonly"`, `"missingvideoonly"`). By default a model fine-tuned
-            multimodally (`config.finetuning_mode == "multimodal"`) given one modality uses the original's
-            `missing*only` mode; otherwise the model picks its mode from the inputs.
+        modality (`"audio-visual"`, `"audio"`, `"visual"` or `None`): what to feed the model; `None` uses every
+            modality the input has (`"video"` is a deprecated name of `"visual"`). The pipeline passes inputs only:
+            given one modality, the model decides from its config how to run (CAV-MAE fine-tuned multimodally uses
+            the original's missing-modality mode), exactly as when it is called directly.
+        mode (`str`, *optional*): deprecated; call the model directly to force one of its inference modes.
         function_to_apply (`"sigmoid"`, `"softmax"` or `"none"`): score function; by default sigmoid for
             multi-label models (`problem_type="multi_label_classification"`, AudioSet), softmax otherwise.
     """
@@ -56,6 +55,10 @@ class AudioVisualClassificationPipeline(AudioVisualInputMixin, Pipeline):
         if modality is not None:
             preprocess["modality"] = modality
         if mode is not None:
+            warnings.warn(
+                "audio-visual-classification: mode= is deprecated; the model chooses its mode from its inputs and "
+                "config. Call the model directly to force a mode.", FutureWarning, stacklevel=3,
+            )
             forward["mode"] = mode
         if top_k is not None:
             if not isinstance(top_k, int) or top_k < 1:
@@ -78,26 +81,9 @@ class AudioVisualClassificationPipeline(AudioVisualInputMixin, Pipeline):
         clip.pop("duration", None)
         return self._model_dtype_cast(clip)
 
-    def _default_mode(self, model_inputs) -> str | None:
-        config = self.model.config
-        if getattr(config, "finetuning_mode", None) != "multimodal":
-            return None
-        has_audio = model_inputs.get("input_values") is not None
-        has_video = model_inputs.get("pixel_values") is not None
-        if has_audio and not has_video:
-            return "missingaudioonly"
-        if has_video and not has_audio:
-            return "missingvideoonly"
-        return None
-
     def _forward(self, model_inputs, mode=None):
-        accepts_mode = "mode" in inspect.signature(self.model.forward).parameters
-        if mode is None and accepts_mode:
-            mode = self._default_mode(model_inputs)
-        kwargs = {"mode": mode} if mode is not None and accepts_mode else {}
-        if mode is not None and not accepts_mode:
-            raise ValueError(f"{type(self.model).__name__} has no inference modes (mode={mode!r})")
-        outputs = self.model(**model_inputs, **kwargs)
+        # Inputs only: the model decides what to do with a missing modality (deprecated mode= is passed through).
+        outputs = self.model(**model_inputs, **({} if mode is None else {"mode": mode}))
         return {"logits": outputs.logits}
 
     def postprocess(self, model_outputs, top_k=5, function_to_apply=None):

@@ -150,7 +150,7 @@ class AudioVisualEventLocalizationPipeline(AudioVisualInputMixin, Pipeline):
         return preprocess, {}, postprocess
 
     def preprocess(self, inputs, modality=None):
-        clip = self.prepare_clip(inputs, modality=modality, frames="all")
+        clip = self.prepare_clip(inputs, modality=modality, frames="all", with_duration=True)
         duration = clip.pop("duration", None)
         model_inputs = self._model_dtype_cast(clip)
         model_inputs["duration"] = torch.tensor([duration if duration else float("nan")], dtype=torch.float64)

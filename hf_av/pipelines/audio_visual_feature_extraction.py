@@ -19,7 +19,8 @@ class AudioVisualFeatureExtractionPipeline(AudioVisualInputMixin, Pipeline):
     ```
 
     Call arguments:
-        modality (`"audio-visual"`, `"audio"`, `"video"` or `None`): which embeddings to compute.
+        modality (`"audio-visual"`, `"audio"`, `"visual"` or `None`): which embeddings to compute (`"video"` is a
+            deprecated name of `"visual"`).
         frames (`"all"`, `"middle"` or `int`, defaults to `"middle"`): frames used for the visual embedding (with
             several frames CAV-MAE pools over all their tokens).
         return_tokens (`bool`, defaults to False): also return the token features (`audio_tokens` `[L, D]`,

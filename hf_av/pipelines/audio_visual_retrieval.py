@@ -9,13 +9,12 @@ import numpy as np
 import torch
 from transformers import Pipeline
 
-from .base import AudioVisualInputMixin
+from .base import AudioVisualInputMixin, resolve_modality
 from .embeddings import encode_modalities, supported_embedding_modalities
 
 __all__ = ["AudioVisualRetrievalPipeline"]
 
-_EMBED_KEY = {"audio": "audio_embeds", "video": "visual_embeds", "text": "text_embeds"}
-_MODALITY_FOR_INPUT = {"audio": "audio", "video": "video"}
+_EMBED_KEY = {"audio": "audio_embeds", "visual": "visual_embeds", "text": "text_embeds"}
 
 
 class AudioVisualRetrievalPipeline(AudioVisualInputMixin, Pipeline):
@@ -23,7 +22,7 @@ class AudioVisualRetrievalPipeline(AudioVisualInputMixin, Pipeline):
 
     The query is embedded in `query_modality` and each candidate in `candidate_modality` (by default the other
     one), then candidates are sorted by cosine similarity, as in CAV-MAE's `retrieval.py` (audio -> visual:
-    the audio of the query against the frames of the candidates; video -> audio the other way round).
+    the audio of the query against the frames of the candidates; visual -> audio the other way round).
 
     ```python
     retriever = pipeline("audio-visual-retrieval", model="path/to/cav-mae")
@@ -38,10 +37,11 @@ class AudioVisualRetrievalPipeline(AudioVisualInputMixin, Pipeline):
         candidates: clips (paths, bytes, dicts of arrays) or a `{name: clip}` mapping; embedded once per call.
         candidate_embeddings (`[N, D]` tensor/array): precomputed candidate embeddings (see `embed_candidates`).
         candidate_names (`list[str]`, *optional*): names returned with the ranking (default: the paths / keys).
-        query_modality (`"audio"`, `"video"` or `"text"`, defaults to `"audio"`): how the query is embedded.
-            Text queries (`{"text": "..."}`) need a model with a text tower (VATT).
-        candidate_modality (`"audio"` or `"video"`): how the candidates are embedded (default: `"video"` for
-            audio/text queries, `"audio"` for video queries).
+        query_modality (`"audio"`, `"visual"` or `"text"`, defaults to `"audio"`): how the query is embedded.
+            Text queries (`{"text": "..."}`) need a model with a text tower (VATT). `"video"` is a deprecated name
+            of `"visual"` (here and for `candidate_modality`).
+        candidate_modality (`"audio"` or `"visual"`): how the candidates are embedded (default: `"visual"` for
+            audio/text queries, `"audio"` for visual queries).
         top_k (`int`, *optional*): length of the ranking (all candidates by default).
         frames (`"all"`, `"middle"` or `int`, defaults to `"middle"`): frames used for visual embeddings.
     """
@@ -55,19 +55,16 @@ class AudioVisualRetrievalPipeline(AudioVisualInputMixin, Pipeline):
         super().__init__(*args, **kwargs)
         self._ensure_batchable()
         supported = supported_embedding_modalities(self.model)
-        if "audio" not in supported and "video" not in supported:
+        if "audio" not in supported and "visual" not in supported:
             raise ValueError(f"{type(self.model).__name__} has no joint-space embeddings; retrieval needs them")
 
     # Parameters ---------------------------------------------------------------------------------------------------
     @staticmethod
     def _modalities(query_modality, candidate_modality) -> tuple[str, str]:
-        query_modality = query_modality or "audio"
-        if query_modality not in _EMBED_KEY:
-            raise ValueError(f"query_modality must be 'audio', 'video' or 'text', got {query_modality!r}")
+        query_modality = resolve_modality(query_modality or "audio", "query_modality", ("audio", "visual", "text"))
         if candidate_modality is None:
-            candidate_modality = "audio" if query_modality == "video" else "video"
-        if candidate_modality not in ("audio", "video"):
-            raise ValueError(f"candidate_modality must be 'audio' or 'video', got {candidate_modality!r}")
+            candidate_modality = "audio" if query_modality == "visual" else "visual"
+        candidate_modality = resolve_modality(candidate_modality, "candidate_modality", ("audio", "visual"))
         return query_modality, candidate_modality
 
     def _sanitize_parameters(
@@ -100,11 +97,12 @@ class AudioVisualRetrievalPipeline(AudioVisualInputMixin, Pipeline):
 
     # Candidate bank -----------------------------------------------------------------------------------------------
     def embed_candidates(
-        self, candidates, modality: str = "video", batch_size: int | None = None, frames="middle", progress: bool = False
+        self, candidates, modality: str = "visual", batch_size: int | None = None, frames="middle", progress: bool = False
     ) -> torch.Tensor:
-        """Embed clips in `modality` (`"audio"` or `"video"`), `batch_size` at a time -> `[N, D]` float tensor (CPU)."""
-        if modality not in ("audio", "video"):
-            raise ValueError(f"modality must be 'audio' or 'video', got {modality!r}")
+        """Embed clips in `modality` (`"audio"` or `"visual"`), `batch_size` at a time -> `[N, D]` float tensor (CPU)."""
+        modality = resolve_modality(modality, "modality", ("audio", "visual"))
+        if modality is None:
+            raise ValueError("modality must be 'audio' or 'visual', got None")
         items = list(candidates.values()) if isinstance(candidates, Mapping) else list(candidates)
         if not items:
             raise ValueError("candidates: empty")
@@ -164,7 +162,7 @@ class AudioVisualRetrievalPipeline(AudioVisualInputMixin, Pipeline):
             if text is None or tokenizer is None:
                 raise ValueError("text queries are {'text': '...'} and need a model with a tokenizer (VATT)")
             return dict(tokenizer([text], return_tensors="pt", padding=True))
-        clip = self.prepare_clip(inputs, modality=_MODALITY_FOR_INPUT[query_modality], frames=frames)
+        clip = self.prepare_clip(inputs, modality=query_modality, frames=frames)
         clip.pop("duration", None)
         return self._model_dtype_cast(clip)
 

@@ -2,14 +2,16 @@
 
 Every audio-visual pipeline accepts the same kinds of input for one clip:
 
-* a path (`str` / `os.PathLike`) or `bytes` of a media file: decoded once with `hf_av.media.decode_media`, the way
-  the family's processor decodes files (same frame selection, audio rate and channel policy);
+* a path (`str` / `os.PathLike`), `bytes` or a binary file object of a media file;
 * a dict of arrays or files: `{"audio": waveform | path | bytes, "sampling_rate": int, "frames": array | path}`
   (`"raw"` / `"array"` are accepted for `"audio"` like Transformers' audio pipelines, `"video"` for `"frames"`).
   A waveform is `[samples]` or `[channels, samples]`; frames are `[H, W, 3]` (one frame) or `[T, H, W, 3]`.
 
-`modality` chooses what is fed to the model: `"audio-visual"`, `"audio"`, `"video"` or `None` (= whatever the
-input has). A modality the input lacks is an error naming the input.
+All of them go through the family processor (`processor(videos=..., modalities=...)` for files,
+`processor(audio=..., images=...)` for arrays): there is one path from a file to tensors, the processor's.
+`modality` chooses what is fed to the model: `"audio-visual"`, `"audio"`, `"visual"` or `None` (= whatever the
+input has; `"video"` is a deprecated name of `"visual"`). A modality the input lacks is an error naming the
+input. Pipelines pass inputs only: what the model does with one modality is the model's decision (its config).
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ import numpy as np
 import torch
 
 from ..errors import HfAvError, MediaDecodingError
+from ..processing.base import describe_source, resolve_modalities
 
-__all__ = ["MODALITIES", "AudioVisualInputMixin", "PreparedClip", "resolve_frames_option"]
+__all__ = ["MODALITIES", "AudioVisualInputMixin", "PreparedClip", "resolve_frames_option", "resolve_modality"]
 
-MODALITIES = ("audio-visual", "audio", "video")
+MODALITIES = ("audio-visual", "audio", "visual")
 _AUDIO_KEYS = ("audio", "raw", "array")
 _FRAME_KEYS = ("frames", "video", "images")
 
@@ -33,12 +36,14 @@ def _is_media_source(value) -> bool:
     return isinstance(value, (str, os.PathLike, bytes, bytearray)) or hasattr(value, "read")
 
 
-def _describe(source) -> str:
-    if isinstance(source, (bytes, bytearray)):
-        return "<bytes>"
-    if isinstance(source, dict):
-        return "<dict input>"
-    return str(source)
+def resolve_modality(modality, argument: str = "modality", allowed=MODALITIES):
+    """A pipeline's modality argument in the shared vocabulary (`None` stays `None`); `"video"` -> `"visual"`
+    with a `FutureWarning`; anything else outside `allowed` is a `ValueError` naming the argument."""
+    if modality is None:
+        return None
+    if modality not in (*allowed, "video"):
+        raise ValueError(f"{argument} must be one of {tuple(allowed)} or None, got {modality!r}")
+    return resolve_modalities(modality, owner=argument) if modality == "video" else modality
 
 
 def resolve_frames_option(processor, frames) -> dict[str, Any]:
@@ -60,147 +65,112 @@ def resolve_frames_option(processor, frames) -> dict[str, Any]:
 
 
 class PreparedClip(dict):
-    """Model inputs of one clip (`input_values`, `pixel_values`, batch dimension 1) plus the clip's `duration`."""
+    """Model inputs of one clip (`input_values`, `pixel_values`, batch dimension 1) plus the clip's `duration`
+    (seconds; only when asked for, `None` when unknown)."""
 
 
 class AudioVisualInputMixin:
     """Turns one pipeline input into a :class:`PreparedClip` with the family processor (`self.processor`)."""
 
-    def _sub_processors(self):
-        processor = self.processor
-        if processor is None:
+    def _family_processor(self):
+        if self.processor is None:
             raise ValueError(
                 f"{type(self).__name__} needs the model's processor; pass processor= or a model folder that has one"
             )
-        feature_extractor = getattr(processor, "feature_extractor", None)
-        image_processor = getattr(processor, "image_processor", None)
-        return processor, feature_extractor, image_processor
+        return self.processor
 
     def _model_modalities(self) -> tuple[str, ...]:
-        modalities = getattr(self.model, "input_modalities", ("audio", "video"))
+        modalities = getattr(self.model, "input_modalities", ("audio", "visual"))
         if isinstance(modalities, str):
             modalities = (modalities,)
-        return tuple(modalities)
+        # "video" / "image" are older names of the visual input
+        return tuple("visual" if name in ("video", "image") else name for name in modalities)
 
-    def _wanted(self, modality: str | None) -> tuple[bool, bool]:
-        if modality is not None and modality not in MODALITIES:
-            raise ValueError(f"modality must be one of {MODALITIES} or None, got {modality!r}")
+    def _processor_modalities(self, modality: str | None) -> str:
+        """The processor's `modalities=` for the pipeline's `modality` (restricted to what the model takes)."""
+        modality = resolve_modality(modality)
         supported = self._model_modalities()
-        want_audio = modality in (None, "audio-visual", "audio") and "audio" in supported
-        want_video = modality in (None, "audio-visual", "video") and ("video" in supported or "image" in supported)
-        if modality == "audio" and "audio" not in supported or modality == "video" and not want_video:
+        if modality in ("audio", "visual") and modality not in supported:
             raise ValueError(f"{type(self.model).__name__} does not take {modality} input (it takes {supported})")
-        return want_audio, want_video
+        if modality is not None:
+            return modality
+        if "audio" in supported and "visual" in supported:
+            return "available"
+        return "audio" if "audio" in supported else "visual"
 
-    # Audio --------------------------------------------------------------------------------------------------------
-    def _audio_features(self, waveform, sampling_rate) -> torch.Tensor:
-        _, feature_extractor, _ = self._sub_processors()
-        if feature_extractor is None:
-            raise ValueError("the processor has no feature extractor for audio input")
-        if sampling_rate is None:
-            raise ValueError("audio arrays need a 'sampling_rate'")
-        waveform = np.asarray(waveform, dtype=np.float32)
-        if waveform.ndim == 1:
-            waveform = waveform[None]
-        if waveform.ndim != 2 or waveform.shape[-1] == 0:
-            raise ValueError(f"audio must be [samples] or [channels, samples], got shape {tuple(waveform.shape)}")
-        features = feature_extractor([waveform], sampling_rate=int(sampling_rate), return_tensors="pt")
-        return features["input_values"]
+    def _process(self, label: str, **call) -> dict[str, torch.Tensor]:
+        try:
+            return dict(self._family_processor()(return_tensors="pt", **call))
+        except HfAvError:
+            raise
+        except ValueError as error:
+            message = str(error)
+            raise ValueError(message if label in message else f"{label}: {message}") from error
 
-    # Frames -------------------------------------------------------------------------------------------------------
-    def _pixel_values(self, frames) -> torch.Tensor:
-        processor, _, image_processor = self._sub_processors()
-        if image_processor is None:
-            raise ValueError("the processor has no image processor for frame input")
-        frames = torch.as_tensor(np.ascontiguousarray(np.asarray(frames)))
-        if frames.ndim == 3:
-            frames = frames[None]
-        if frames.ndim != 4 or frames.shape[0] == 0:
-            raise ValueError(f"frames must be [H, W, 3] or [T, H, W, 3], got shape {tuple(frames.shape)}")
-        pixel_values = image_processor.preprocess_frames(frames)[None]  # one clip of T frames
-        if getattr(processor, "single_frame_per_clip", False) and pixel_values.shape[1] == 1:
-            pixel_values = pixel_values[:, 0]
-        return pixel_values
-
-    # Files --------------------------------------------------------------------------------------------------------
-    def _decode(self, source, want_audio: bool, want_video: bool, frames_option: dict, name: str | None = None):
-        from ..media import decode_media
-
-        processor, _, _ = self._sub_processors()
-        kwargs = processor._media_decode_kwargs(**frames_option) if hasattr(processor, "_media_decode_kwargs") else {}
-        kwargs = dict(kwargs)
-        kwargs.update(audio=want_audio, video=want_video, require_audio=False, require_video=False)
-        if not want_video:
-            kwargs.pop("frame_indices", None)
-            kwargs.pop("frame_rate", None)
-            kwargs.pop("frame_rate_mode", None)
-        if name is not None:
-            kwargs["name"] = name
-        return decode_media(source, **kwargs)
-
-    def prepare_clip(self, inputs, modality: str | None = None, frames=None) -> PreparedClip:
+    def prepare_clip(
+        self, inputs, modality: str | None = None, frames=None, with_duration: bool = False
+    ) -> PreparedClip:
         """One clip -> :class:`PreparedClip`. Raises `ValueError` (a :class:`~hf_av.errors.HfAvError` for media
         problems) with a message naming the input."""
-        processor, _, _ = self._sub_processors()
-        want_audio, want_video = self._wanted(modality)
-        frames_option = resolve_frames_option(processor, frames)
-        label = _describe(inputs)
-        waveform = sampling_rate = frame_array = None
+        processor = self._family_processor()
+        modalities = self._processor_modalities(modality)
+        options = resolve_frames_option(processor, frames)
+        label = "<dict input>" if isinstance(inputs, dict) else describe_source(inputs)
         duration = None
 
         if _is_media_source(inputs):
             if isinstance(inputs, (str, os.PathLike)) and not os.path.exists(inputs):
                 raise MediaDecodingError(f"{inputs}: no such file")
-            decoded = self._decode(inputs, want_audio, want_video, frames_option)
-            waveform, sampling_rate, frame_array = decoded.audio, decoded.sampling_rate, decoded.frames
-            duration = decoded.duration
+            clip = PreparedClip(self._process(label, videos=inputs, modalities=modalities, **options))
+            if with_duration:
+                duration = _media_duration(inputs)
         elif isinstance(inputs, dict):
             unknown = sorted(set(inputs) - set(_AUDIO_KEYS) - set(_FRAME_KEYS) - {"sampling_rate"})
             if unknown:
                 raise ValueError(f"unknown input key(s) {unknown}; use 'audio', 'sampling_rate' and 'frames'")
-            audio_value = next((inputs[k] for k in _AUDIO_KEYS if inputs.get(k) is not None), None)
-            frame_value = next((inputs[k] for k in _FRAME_KEYS if inputs.get(k) is not None), None)
-            sampling_rate = inputs.get("sampling_rate")
-            if audio_value is not None and want_audio:
-                if _is_media_source(audio_value):
-                    decoded = self._decode(audio_value, True, False, frames_option)
-                    waveform, sampling_rate = decoded.audio, decoded.sampling_rate
-                    duration = decoded.duration
+            audio = next((inputs[k] for k in _AUDIO_KEYS if inputs.get(k) is not None), None)
+            frames_value = next((inputs[k] for k in _FRAME_KEYS if inputs.get(k) is not None), None)
+            want_audio = modalities in ("audio-visual", "audio", "available")
+            want_visual = modalities in ("audio-visual", "visual", "available")
+            if modalities in ("audio-visual", "audio") and audio is None:
+                raise MediaDecodingError(f"{label}: no audio given (modality={modalities!r} needs it)")
+            if modalities in ("audio-visual", "visual") and frames_value is None:
+                raise MediaDecodingError(f"{label}: no video frames given (modality={modalities!r} needs them)")
+            clip = PreparedClip()
+            if want_audio and audio is not None:
+                if _is_media_source(audio):
+                    clip.update(self._process(describe_source(audio), videos=audio, modalities="audio"))
+                    duration = _media_duration(audio) if with_duration else None
                 else:
-                    waveform = audio_value
-                    if sampling_rate is not None:
-                        duration = np.asarray(audio_value).shape[-1] / float(sampling_rate)
-            if frame_value is not None and want_video:
-                if _is_media_source(frame_value):
-                    decoded = self._decode(frame_value, False, True, frames_option)
-                    frame_array = decoded.frames
-                    duration = duration or decoded.duration
+                    sampling_rate = inputs.get("sampling_rate")
+                    if sampling_rate is None:
+                        raise ValueError(f"{label}: audio arrays need a 'sampling_rate'")
+                    clip.update(self._process(label, audio=[np.asarray(audio, dtype=np.float32)],
+                                              sampling_rate=sampling_rate, modalities="audio"))
+                    duration = np.asarray(audio).shape[-1] / float(sampling_rate)
+            if want_visual and frames_value is not None:
+                if _is_media_source(frames_value):
+                    clip.update(self._process(describe_source(frames_value), videos=frames_value,
+                                              modalities="visual", **options))
+                    if with_duration and duration is None:
+                        duration = _media_duration(frames_value)
                 else:
-                    frame_array = frame_value
+                    frame_array = np.asarray(frames_value)
+                    if frame_array.ndim not in (3, 4) or frame_array.shape[0] == 0:
+                        raise ValueError(
+                            f"{label}: frames must be [H, W, 3] or [T, H, W, 3], got shape {tuple(frame_array.shape)}"
+                        )
+                    # [H, W, 3] is one image; [T, H, W, 3] one clip of T frames
+                    images = frame_array if frame_array.ndim == 3 else [frame_array]
+                    clip.update(self._process(label, images=images, modalities="visual"))
+            if not clip:
+                raise MediaDecodingError(f"{label}: neither audio nor video frames given")
         else:
             raise ValueError(
                 f"expected a file path, bytes or a dict with 'audio'/'frames', got {type(inputs).__name__}"
             )
-
-        has_audio = want_audio and waveform is not None and np.asarray(waveform).size > 0
-        has_video = want_video and frame_array is not None and len(frame_array) > 0
-        if modality in ("audio-visual", "audio") and not has_audio:
-            raise MediaDecodingError(f"{label}: no audio found (modality={modality!r} needs it)")
-        if modality in ("audio-visual", "video") and not has_video:
-            raise MediaDecodingError(f"{label}: no video frames found (modality={modality!r} needs them)")
-        if not has_audio and not has_video:
-            raise MediaDecodingError(f"{label}: neither audio nor video frames could be read")
-        clip = PreparedClip()
-        try:
-            if has_audio:
-                clip["input_values"] = self._audio_features(waveform, sampling_rate)
-            if has_video:
-                clip["pixel_values"] = self._pixel_values(frame_array)
-        except HfAvError:
-            raise
-        except ValueError as error:
-            raise ValueError(f"{label}: {error}") from error
-        clip["duration"] = float(duration) if duration else None
+        if with_duration:
+            clip["duration"] = float(duration) if duration else None
         return clip
 
     def _model_dtype_cast(self, tensors: dict[str, Any]) -> dict[str, Any]:
@@ -217,3 +187,16 @@ class AudioVisualInputMixin:
             self.feature_extractor = getattr(self.processor, "feature_extractor", None)
         if self.image_processor is None and self.processor is not None:
             self.image_processor = getattr(self.processor, "image_processor", None)
+
+
+def _media_duration(source) -> float | None:
+    """Container duration (metadata only; the tensors come from the processor)."""
+    from ..media import probe_media
+
+    if hasattr(source, "seek"):
+        source.seek(0)
+    try:
+        return probe_media(source).duration
+    finally:
+        if hasattr(source, "seek"):
+            source.seek(0)

@@ -33,7 +33,7 @@ def supported_embedding_modalities(model) -> tuple[str, ...]:
     if hasattr(base, "get_audio_features"):
         modalities.append("audio")
     if _visual_method(base) is not None:
-        modalities.append("video")
+        modalities.append("visual")
     if hasattr(base, "get_text_features"):
         modalities.append("text")
     return tuple(modalities)

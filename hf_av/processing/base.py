@@ -2,6 +2,8 @@
 
 Family modules only configure these: a feature extractor implements ``_extract``, an image processor sets
 defaults, a processor says how to decode a file (``_media_decode_kwargs``) and which frames to keep.
+
+Modality names are the same everywhere in hf_av: ``"audio"``, ``"visual"`` (and ``"text"`` for VATT).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
+import warnings
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -27,6 +30,7 @@ from ..features.frames import (
     to_channels_first,
 )
 from ..features.resample import resample
+from ..errors import MediaDecodingError
 from ..features.validation import check_waveform
 
 __all__ = [
@@ -35,15 +39,64 @@ __all__ = [
     "AudioVisualProcessor",
     "FrameImageProcessor",
     "WaveformFeatureExtractor",
+    "MODALITIES",
     "as_waveform_list",
+    "describe_source",
+    "resolve_modalities",
     "to_return_tensors",
 ]
 
-# What a processor returns from files: both modalities (default), one of them, or whatever each file has.
+# What a processor returns (the `modalities=` argument): both modalities (default), one of them, or whatever each
+# file has.
 MODALITIES = ("audio-visual", "audio", "visual", "available")
+_MODALITY_NAMES = ("audio", "visual")
+
+
+def resolve_modalities(modalities, *, owner: str = "modalities") -> str:
+    """Normalise a ``modalities=`` value to one of :data:`MODALITIES`.
+
+    Accepts ``None`` (both, ``"audio-visual"``), one of :data:`MODALITIES`, or a list of modality names
+    (``["audio", "visual"]`` = ``"audio-visual"``). ``"video"`` (the pipelines' former name for the visual
+    modality) still works with a ``FutureWarning``.
+    """
+    if modalities is None:
+        return "audio-visual"
+    names = [modalities] if isinstance(modalities, str) else modalities
+    if not isinstance(names, (list, tuple, set, frozenset)) or not names:
+        raise ValueError(f"{owner} must be one of {MODALITIES} or a list of {_MODALITY_NAMES}, got {modalities!r}.")
+    normalised = []
+    for name in names:
+        if name == "video":
+            warnings.warn(
+                f'{owner}: "video" is deprecated as a modality name; use "visual".', FutureWarning, stacklevel=3
+            )
+            name = "visual"
+        normalised.append(name)
+    if isinstance(modalities, str):
+        if normalised[0] not in MODALITIES:
+            raise ValueError(
+                f"{owner} must be one of {MODALITIES} (or a list of {_MODALITY_NAMES}), got {modalities!r}."
+            )
+        return normalised[0]
+    unknown = sorted({name for name in normalised if name not in _MODALITY_NAMES}, key=str)
+    if unknown:
+        raise ValueError(f"{owner}: unknown modality name(s) {unknown}; expected names from {_MODALITY_NAMES}.")
+    return "audio-visual" if set(normalised) == set(_MODALITY_NAMES) else normalised[0]
+
+
+def describe_source(source) -> str:
+    """How a media source is named in messages (a path as given; bytes and file objects by kind)."""
+    if isinstance(source, (bytes, bytearray)):
+        return f"<{len(source)} bytes>"
+    if hasattr(source, "read"):
+        return str(getattr(source, "name", "<file object>"))
+    return str(source)
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
+
+# Keyword arguments of `from_pretrained` that say where files are, passed on to each sub-processor.
+_HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder", "proxies")
 
 # More channels than this in a [C, N] clip almost surely means a channels-last [N, C] array.
 _MAX_CHANNELS = 16
@@ -346,19 +399,60 @@ class AudioVisualProcessor(ProcessorMixin):
     call_options: ClassVar[tuple[str, ...]] = ()
 
     def _missing_modality_hint(self) -> str:
-        if "modalities" in self.call_options:
-            return ' Pass modalities="available" (or "audio" / "visual") to process the modality that is there.'
-        return f" {type(self).__name__} has no single-modality mode (the original model needs both)."
+        return ' Pass modalities="available" (or "audio" / "visual") to process the modality that is there.'
+
+    @staticmethod
+    def _modality_decode_flags(modalities: str) -> dict[str, bool]:
+        """What ``decode_media`` reads for ``modalities``; a missing track of a two-modality request is reported by
+        ``__call__`` (with the way out), a missing track of a one-modality request by the decoder."""
+        return {
+            "video": modalities != "audio",
+            "audio": modalities != "visual",
+            "require_audio": modalities == "audio",
+            "require_video": modalities == "visual",
+        }
+
+    @classmethod
+    def _load_sub_processors(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs) -> dict[str, Any]:
+        """Each sub-processor loaded with its concrete class (``sub_processor_classes``), not by Auto-class lookup.
+
+        A nested ``processor_config.json`` (Transformers >= 5.x) carries each part's settings under its attribute
+        name; otherwise the part reads its own file (``preprocessor_config.json``, tokenizer files) from the folder.
+        The Auto classes find a part by its saved ``*_type`` name only when that class is registered with a model
+        config, which LAVisH / DG-SCT / VATT preprocessing must not depend on (nor remote code, where the classes
+        come from the exported folder).
+        """
+        loaded = {}
+        for name in cls.get_attributes():
+            if kwargs.get(name) is not None:  # given by the caller
+                loaded[name] = kwargs[name]
+                continue
+            sub_class = cls.sub_processor_classes.get(name)
+            if sub_class is None:
+                continue
+            nested = (processor_dict or {}).get(name)
+            if isinstance(nested, dict) and hasattr(sub_class, "from_dict"):
+                loaded[name] = sub_class.from_dict(nested)
+            else:
+                hub_kwargs = {key: kwargs[key] for key in _HUB_KWARGS if kwargs.get(key) is not None}
+                loaded[name] = sub_class.from_pretrained(pretrained_model_name_or_path, **hub_kwargs)
+        return loaded
+
+    @classmethod
+    def _resolve_subprocessors(cls, pretrained_model_name_or_path, processor_dict, **kwargs):
+        # Transformers >= 5.25 resolves sub-processors here, through the Auto classes by saved class name; give it
+        # the concrete ones so it only has to place them.
+        loaded = cls._load_sub_processors(pretrained_model_name_or_path, processor_dict, **kwargs)
+        return super()._resolve_subprocessors(pretrained_model_name_or_path, processor_dict, **{**kwargs, **loaded})
 
     @classmethod
     def _get_arguments_from_pretrained(cls, pretrained_model_name_or_path, processor_dict=None, **kwargs):
+        # The same hook in Transformers releases before 5.25 (positional sub-processors).
+        loaded = cls._load_sub_processors(pretrained_model_name_or_path, processor_dict, **kwargs)
         attributes = cls.get_attributes()
-        if not all(name in cls.sub_processor_classes for name in attributes):
+        if not all(name in loaded for name in attributes):
             return super()._get_arguments_from_pretrained(pretrained_model_name_or_path, processor_dict, **kwargs)
-        return [
-            cls.sub_processor_classes[name].from_pretrained(pretrained_model_name_or_path, **kwargs)
-            for name in attributes
-        ]
+        return [loaded[name] for name in attributes]
 
     def _media_decode_kwargs(self, **call_kwargs) -> dict[str, Any]:
         """Arguments for ``hf_av.media.decode_media`` that emulate the family's offline extraction."""
@@ -413,6 +507,7 @@ class AudioVisualProcessor(ProcessorMixin):
         images=None,
         sampling_rate: int | None = None,
         return_tensors: str | None = None,
+        modalities: str | list[str] | None = None,
         **kwargs,
     ) -> BatchFeature:
         """Model-ready inputs from files (``videos=``) or from arrays (``audio=`` and/or ``images=``).
@@ -424,32 +519,39 @@ class AudioVisualProcessor(ProcessorMixin):
             images: frames (see the image processor); for multi-frame families one ``[T, H, W, C]`` array
                 is one clip.
             return_tensors: ``"pt"`` for torch tensors, ``None``/``"np"`` for numpy.
+            modalities: what to return. ``"audio-visual"`` (default, also ``None`` or ``["audio", "visual"]``)
+                needs both and names a file that lacks one; ``"audio"`` gives ``input_values`` only (from files,
+                only the audio track is decoded); ``"visual"`` gives ``pixel_values`` only; ``"available"``
+                returns whatever the files have (every file of one call must have the same modalities). What
+                the model does with one modality is the model's decision (from its config), not the processor's.
             kwargs: family options (e.g. CAV-MAE's ``frame_index``).
         """
         unknown = sorted(set(kwargs) - set(self.call_options))
         if unknown:
             raise ValueError(f"{type(self).__name__} got unknown arguments {unknown}; options: {list(self.call_options)}.")
-        modalities = kwargs.get("modalities") or "audio-visual"
-        if modalities not in MODALITIES:
-            raise ValueError(f"modalities must be one of {MODALITIES}, got {modalities!r}.")
+        modalities = resolve_modalities(modalities, owner=f"{type(self).__name__}: modalities")
         if videos is not None:
             if audio is not None or images is not None:
                 raise ValueError("Pass either videos= (files) or audio=/images= (arrays), not both.")
             audio, images, rates, present = [], [], set(), {}
             for source in self._as_sources(videos):
-                decoded = self.decode(source, **kwargs)
-                has_audio = decoded.audio is not None and decoded.sampling_rate is not None
+                name = describe_source(source)
+                decoded = self.decode(source, modalities=modalities, **kwargs)
+                has_audio = decoded.audio is not None and decoded.sampling_rate is not None and decoded.audio.size > 0
                 has_frames = decoded.frames is not None and len(decoded.frames) > 0
                 if modalities in ("audio-visual", "audio") and not has_audio:
-                    raise ValueError(f"{source}: no audio could be decoded (no audio track, or an unreadable one)."
-                                     + self._missing_modality_hint())
+                    raise MediaDecodingError(f"{name}: no audio could be decoded (no audio track, or an unreadable "
+                                             "one)." + self._missing_modality_hint())
                 if modalities in ("audio-visual", "visual") and not has_frames:
-                    raise ValueError(f"{source}: no video frames could be decoded." + self._missing_modality_hint())
-                present[str(source)] = (has_audio and modalities != "visual", has_frames and modalities != "audio")
-                if present[str(source)][0]:
+                    raise MediaDecodingError(f"{name}: no video frames could be decoded."
+                                             + self._missing_modality_hint())
+                if not has_audio and not has_frames:
+                    raise MediaDecodingError(f"{name}: neither audio nor video frames could be decoded.")
+                present[name] = (has_audio and modalities != "visual", has_frames and modalities != "audio")
+                if present[name][0]:
                     audio.append(decoded.audio)
                     rates.add(int(decoded.sampling_rate))
-                if present[str(source)][1]:
+                if present[name][1]:
                     images.append(decoded.frames)
             if len(set(present.values())) > 1:
                 # modalities="available": one batch cannot mix clips with and without a modality
@@ -476,7 +578,12 @@ class AudioVisualProcessor(ProcessorMixin):
         elif audio is None and images is None:
             raise ValueError("Nothing to process: pass videos=, audio= or images=.")
         else:
+            if modalities == "audio" and images is not None or modalities == "visual" and audio is not None:
+                raise ValueError(f"modalities={modalities!r}, but both audio= and images= were given.")
             data = {} if images is None else {"pixel_values": self._pixel_values_from_images(images, **kwargs)}
+            if self.single_frame_per_clip and data and data["pixel_values"].ndim == 5 \
+                    and data["pixel_values"].shape[1] == 1:
+                data["pixel_values"] = data["pixel_values"][:, 0]  # one frame per clip, as from files
         if audio is not None:
             features = self.feature_extractor(
                 audio, sampling_rate=sampling_rate, return_tensors="pt", **self._audio_kwargs(**kwargs)
@@ -527,7 +634,7 @@ class SegmentedClipProcessor(AudioVisualProcessor):
     num_segments: ClassVar[int] = 10
     audio_channels: ClassVar[str] = "keep"
 
-    def _media_decode_kwargs(self, **unused):
+    def _media_decode_kwargs(self, modalities="audio-visual", **unused):
         from ..features.frames import linspace_frame_indices
 
         def select(info):
@@ -536,15 +643,12 @@ class SegmentedClipProcessor(AudioVisualProcessor):
             return linspace_frame_indices(info.num_frames, self.num_segments)
 
         return {
-            "video": True,
-            "audio": True,
             "frame_rate": self.frame_rate,
             "frame_rate_mode": "cli_rate",  # the extraction ran `ffmpeg -i clip -r 8 %04d.jpg`
             "frame_indices": select,
             "sampling_rate": self.feature_extractor.sampling_rate,
             "audio_channels": self.audio_channels,
-            "require_audio": True,
-            "require_video": True,
+            **self._modality_decode_flags(modalities),
         }
 
     def _pixel_values_from_images(self, images, **unused):

@@ -188,15 +188,14 @@ class CavMaeProcessor(AudioVisualProcessor):
     ``None`` = 5 (the evaluation default, ``frame_use=-1``), an int in 0..9, or ``"all"`` for the ten frames
     ``[B, 10, 3, 224, 224]`` (the multi-frame evaluation averages predictions over them).
 
-    Missing modalities (the original has ``audioonly`` / ``videoonly`` modes): ``modalities=`` chooses what is read
-    from files. ``"audio-visual"`` (default) needs both and names the file that lacks one; ``"audio"`` decodes only
-    the audio track (``input_values`` only, run the model in ``audioonly``); ``"visual"`` only the frames
-    (``pixel_values`` only, ``videoonly``); ``"available"`` returns whatever the files have (every file of one call
-    must have the same modalities).
+    Missing modalities: ``modalities=`` chooses what is read from files. ``"audio-visual"`` (default) needs both and
+    names the file that lacks one; ``"audio"`` decodes only the audio track (``input_values`` only); ``"visual"``
+    only the frames (``pixel_values`` only); ``"available"`` returns whatever the files have (every file of one call
+    must have the same modalities). Given one modality, the model picks the original's mode from its config.
     """
 
     sub_processor_classes = {"feature_extractor": CavMaeFeatureExtractor, "image_processor": CavMaeImageProcessor}
-    call_options = ("frame_index", "modalities")
+    call_options = ("frame_index",)
     single_frame_per_clip = True
     num_frames = 10
 
@@ -216,7 +215,7 @@ class CavMaeProcessor(AudioVisualProcessor):
             return [frame_index % self.num_frames]
         raise ValueError(f"frame_index must be None, 'all' or an int in 0..{self.num_frames - 1}, got {frame_index!r}.")
 
-    def _media_decode_kwargs(self, frame_index=None, modalities=None, **unused):
+    def _media_decode_kwargs(self, frame_index=None, modalities="audio-visual", **unused):
         positions = self._frame_positions(frame_index)
 
         def select(info):
@@ -228,16 +227,11 @@ class CavMaeProcessor(AudioVisualProcessor):
             indices = opencv_seek_frame_indices(num_frames, info.fps, self.num_frames)
             return [indices[p] for p in positions]
 
-        modalities = modalities or "audio-visual"
         return {
-            "video": modalities != "audio",
-            "audio": modalities != "visual",
             "frame_indices": select,
             "sampling_rate": self.feature_extractor.sampling_rate,
             "audio_channels": "first",
-            # With both modalities asked for, a missing one is reported by the processor, with the way out.
-            "require_audio": modalities == "audio",
-            "require_video": modalities == "visual",
+            **self._modality_decode_flags(modalities),
         }
 
     def _pixel_values_from_images(self, images, frame_index=None, **unused):

@@ -39,7 +39,7 @@ from transformers.processing_utils import VideosKwargs
 from transformers.video_processing_utils import VideoProcessorMixin
 
 from ..features.tf_image import crop_or_pad_center, resize_smallest, three_crop, zero_center
-from .base import AudioVisualProcessor, WaveformFeatureExtractor
+from .base import MODALITIES, AudioVisualProcessor, WaveformFeatureExtractor, describe_source, resolve_modalities
 
 
 __all__ = [
@@ -686,6 +686,7 @@ class VattProcessor(AudioVisualProcessor):
         sampling_rate: int | None = None,
         decode_audio: bool = True,
         return_tensors: str | None = None,
+        modalities: str | list[str] | None = None,
         **kwargs,
     ) -> BatchFeature:
         """
@@ -699,8 +700,20 @@ class VattProcessor(AudioVisualProcessor):
             sampling_rate (`int`, *optional*): rate of `audio`.
             decode_audio (`bool`, *optional*, defaults to `True`): also read the audio tracks of video files.
             return_tensors (`str`, *optional*): `"pt"`, `"np"` or `None`.
+            modalities (*optional*): what to return from files: `"visual"` (frames only; the audio track is not
+                read), `"audio"` (the audio track only; frames are not decoded), `"audio-visual"` (both; a file
+                without audio is an error), a list of `"audio"` / `"visual"` / `"text"`, or `None` / `"available"`
+                (frames, plus audio when every file has it). `"text"` in a list requires `text=`.
             kwargs: passed to the video processor (`num_test_clips`, `multi_crop`, `frame_rate`).
         """
+        wanted = self._wanted_modalities(modalities, text)
+        if wanted is not None:
+            if "audio" not in wanted:
+                decode_audio = False
+            if "visual" not in wanted and _is_path_input(images if images is not None else videos):
+                if "audio" not in wanted:
+                    raise ValueError("modalities asks for neither audio nor visual input, but video files were given.")
+                return self._audio_of_files(videos if videos is not None else images, text, return_tensors)
         if text is None and videos is None and audio is None and images is None:
             raise ValueError("Nothing to process: pass at least one of `text`, `videos`, `audio` or `images`.")
         if videos is not None and images is not None:
@@ -722,6 +735,7 @@ class VattProcessor(AudioVisualProcessor):
                 decode_audio=decode_audio,
                 num_test_clips=kwargs.get("num_test_clips"),
                 multi_crop=kwargs.get("multi_crop"),
+                require_audio=wanted is not None and "audio" in wanted,
             )
             data["pixel_values"] = pixel_values
             if decoded_audio is not None:
@@ -738,20 +752,60 @@ class VattProcessor(AudioVisualProcessor):
             data.update(self.tokenizer(text))
         return BatchFeature(data, tensor_type=return_tensors)
 
-    def _media_decode_kwargs(self, frame_indices=None, decode_audio: bool = True, **unused) -> dict[str, Any]:
+    @staticmethod
+    def _wanted_modalities(modalities, text) -> set[str] | None:
+        """``modalities=`` as a set of names (``None`` for the default: whatever the inputs give)."""
+        if modalities is None or modalities == "available":
+            return None
+        if isinstance(modalities, str):
+            resolved = resolve_modalities(modalities, owner="VattProcessor: modalities")
+            wanted = {"audio", "visual"} if resolved == "audio-visual" else {resolved}
+        else:
+            names = list(modalities) if isinstance(modalities, (list, tuple, set, frozenset)) else [modalities]
+            unknown = [name for name in names if name not in ("audio", "visual", "video", "text")]
+            if unknown or not names:
+                raise ValueError(
+                    f"VattProcessor: modalities must be one of {MODALITIES} or a list of 'audio', 'visual', 'text'; "
+                    f"got {modalities!r}."
+                )
+            wanted = {resolve_modalities(n, owner="VattProcessor: modalities") if n != "text" else n for n in names}
+        if "text" in wanted and text is None:
+            raise ValueError("VattProcessor: modalities includes 'text' but no text= was given.")
+        if "text" not in wanted and text is not None:
+            raise ValueError(f"VattProcessor: text= was given but modalities={modalities!r} leaves text out.")
+        return wanted
+
+    def _audio_of_files(self, sources, text, return_tensors) -> BatchFeature:
+        """``modalities="audio"`` for files: only the audio tracks are decoded."""
+        waveforms = []
+        for source in self._as_sources(sources):
+            decoded = self.decode(source, decode_audio=True, decode_video=False)
+            if decoded.audio is None or decoded.audio.shape[-1] == 0:
+                raise ValueError(f"{describe_source(source)}: no audio could be decoded (modalities asks for audio).")
+            waveforms.append(decoded.audio[0])
+        data = dict(self.feature_extractor(waveforms, sampling_rate=self.feature_extractor.sampling_rate))
+        if text is not None:
+            data.update(self.tokenizer(text))
+        return BatchFeature(data, tensor_type=return_tensors)
+
+    def _media_decode_kwargs(
+        self, frame_indices=None, decode_audio: bool = True, decode_video: bool = True, **unused
+    ) -> dict[str, Any]:
         # VATT's readers are not released; the fixture's decode is `ffmpeg -vf fps=25` for frames and
         # `ffmpeg -ac 1 -ar 48000` for audio, which these settings reproduce.
         return {
-            "video": True,
+            "video": decode_video,
             "audio": decode_audio,
             "frame_rate": self.video_processor.frame_rate,
-            "frame_indices": frame_indices,
+            "frame_indices": frame_indices if decode_video else None,
             "sampling_rate": self.feature_extractor.sampling_rate,
             "audio_channels": "mono",
-            "require_video": True,
+            "require_video": decode_video,
+            "require_audio": not decode_video,
         }
 
-    def _decode_files(self, paths: Any, decode_audio: bool, num_test_clips: int | None, multi_crop: bool | None):
+    def _decode_files(self, paths: Any, decode_audio: bool, num_test_clips: int | None, multi_crop: bool | None,
+                      require_audio: bool = False):
         """Decode each file once; only the frames the windows need are decoded when the frame count is known."""
         paths = self._as_sources(paths)
         video_processor = self.video_processor
@@ -791,6 +845,8 @@ class VattProcessor(AudioVisualProcessor):
                     silent.append(str(path))
                 else:
                     waveforms.append(decoded.audio[0])
+        if silent and require_audio:
+            raise ValueError(f"Some video files have no audio track: {silent} (modalities asks for audio).")
         if not decode_audio or len(silent) == len(paths):
             # No audio anywhere (e.g. muted clips): return the frames alone rather than invent a waveform.
             return np.stack(pixel_values), None

@@ -2,12 +2,11 @@
 
 from .evaluation import compute_embeddings, evaluate_retrieval
 from .run import AudioVisualJobArguments, AudioVisualTrainer, build_trainer, cli_main, read_manifests, run_training
-from .tasks import PROCESSOR_FACTORIES, TASKS, TaskSpec, get_task, processor_for_config
+from .tasks import TASKS, TaskSpec, get_task, model_class_for, processor_for_config
 
 __all__ = [
     "AudioVisualJobArguments",
     "AudioVisualTrainer",
-    "PROCESSOR_FACTORIES",
     "TASKS",
     "TaskSpec",
     "build_trainer",
@@ -15,6 +14,7 @@ __all__ = [
     "compute_embeddings",
     "evaluate_retrieval",
     "get_task",
+    "model_class_for",
     "processor_for_config",
     "read_manifests",
     "run_training",

@@ -45,7 +45,9 @@ class AudioVisualJobArguments:
     model_name_or_path: str | None = field(
         default=None, metadata={"help": "model folder to start from (converted or saved); default: from scratch"}
     )
-    model_type: str = field(default="cav-mae", metadata={"help": "family when training from scratch"})
+    model_type: str = field(
+        default="cav-mae", metadata={"help": "family when training from scratch (a model_type of `hf-av list`)"}
+    )
     config_overrides: str | None = field(
         default=None, metadata={"help": 'JSON dict of config fields, e.g. \'{"hidden_size": 192}\''}
     )
@@ -82,6 +84,14 @@ class AudioVisualJobArguments:
     background_noise_probability: float = field(
         default=0.5, metadata={"help": "share of training examples that get background noise"}
     )
+    trainable_parameters: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "glob patterns (fnmatch) of the parameter names that train, e.g. 'classifier.*' "
+            "'encoder.layer.11.*'; every other parameter is frozen (requires_grad False, not in the optimizer). "
+            "Overrides the config's `trainable_parameters`; default: the config's policy, else everything trains"
+        },
+    )
     preprocess_once: bool = field(
         default=False,
         metadata={
@@ -92,6 +102,10 @@ class AudioVisualJobArguments:
 
     def __post_init__(self):
         get_task(self.task)
+        if not self.model_name_or_path:
+            from hf_av.families import get_family
+
+            get_family(self.model_type)  # unknown families fail here, naming the known ones
         if self.modalities not in MODALITY_KEYS:
             raise ValueError(f"modalities must be one of {sorted(MODALITY_KEYS)}, got {self.modalities!r}")
         if self.head_learning_rate_multiplier <= 0:
@@ -348,6 +362,7 @@ def build_trainer(job: AudioVisualJobArguments, training_args: TrainingArguments
     encoder, class_names = _label_info(job.train_manifest, job.media_root)
     set_seed(training_args.seed)  # the model's initialisation, not only the training, follows --seed
     model = _build_model(job, task, encoder if task.label_mode else None, class_names)
+    trainable = apply_trainable_policy(model, job.trainable_parameters)
     processor = _build_processor(job, model.config)
     label_names = list(encoder.label_names) if encoder is not None and encoder.label_names is not None else None
 
@@ -381,7 +396,26 @@ def build_trainer(job: AudioVisualJobArguments, training_args: TrainingArguments
         augmentation=augmentation,
     )
     trainer.hf_av_processor = processor
+    trainer.hf_av_trainable = trainable
     return trainer, eval_dataset
+
+
+def apply_trainable_policy(model, override: list[str] | None = None):
+    """Freeze every parameter the policy does not name; returns the `TrainableReport` (also logged).
+
+    The policy is `override` (`--trainable_parameters`) when given, else the config's `trainable_parameters`
+    (None: everything trains). An override is written into the config when the config has that field, so the saved
+    folder carries the policy it was trained with.
+    """
+    from modeling.common.trainable import freeze_except
+
+    config = model.config
+    policy = list(override) if override is not None else getattr(config, "trainable_parameters", None)
+    report = freeze_except(model, policy)
+    if override is not None and hasattr(config, "trainable_parameters"):
+        config.trainable_parameters = list(override)
+    logger.info(report.summary())
+    return report
 
 
 def run_training(job: AudioVisualJobArguments, training_args: TrainingArguments) -> dict:
@@ -406,13 +440,28 @@ def run_training(job: AudioVisualJobArguments, training_args: TrainingArguments)
         "train_loss_history": [{"step": e["step"], "loss": e["loss"]} for e in history],
         "metrics": metrics,
         "decode_errors": _decode_error_summary(training_args),
+        "trainable_parameters": _trainable_summary(trainer.hf_av_trainable),
     }
     if trainer.is_world_process_zero():
         trainer.save_model(training_args.output_dir)
         trainer.hf_av_processor.save_pretrained(training_args.output_dir)
         with open(os.path.join(training_args.output_dir, "hf_av_results.json"), "w") as handle:
             json.dump(results, handle, indent=2, default=str)
+        _write_trained_model_card(trainer.model, results, training_args.output_dir)
     return results
+
+
+def _trainable_summary(report) -> dict:
+    """The results-JSON view of a `TrainableReport`: counts, policy, and per pattern the number of names matched."""
+    data = report.to_dict()
+    data["matched"] = {pattern: len(names) for pattern, names in data["matched"].items()}
+    return data
+
+
+def _write_trained_model_card(model, results: dict, output_dir: str) -> None:
+    from hf_av.hub.model_card import trained_model_card, write_model_card
+
+    write_model_card(output_dir, trained_model_card(model.config, results, type(model).__name__))
 
 
 def cli_main(argv: list[str] | None = None) -> int:
@@ -423,12 +472,16 @@ def cli_main(argv: list[str] | None = None) -> int:
     parser.prog = "hf-av train"
     job, training_args = parser.parse_args_into_dataclasses(args=argv)
     results = run_training(job, training_args)
-    print(json.dumps({"metrics": results["metrics"], "output_dir": training_args.output_dir}, indent=2))
+    trainable = results["trainable_parameters"]
+    summary = {key: trainable[key] for key in ("patterns", "trainable", "total", "trainable_fraction")}
+    print(json.dumps({"metrics": results["metrics"], "trainable_parameters": summary,
+                      "output_dir": training_args.output_dir}, indent=2))
     return 0
 
 
 __all__ = [
-    "AudioVisualJobArguments", "AudioVisualTrainer", "build_trainer", "cli_main", "read_manifests", "run_training",
+    "AudioVisualJobArguments", "AudioVisualTrainer", "apply_trainable_policy", "build_trainer", "cli_main",
+    "read_manifests", "run_training",
 ]
 
 

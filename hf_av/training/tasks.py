@@ -1,7 +1,8 @@
 """Training tasks: what a task needs from a model family (model class, processor, collator, metrics).
 
-A new family plugs in by registering its head with the task's Auto class (`hf_av.registration`) and, when
-it is trained from scratch, a processor factory in `PROCESSOR_FACTORIES`; the entry points stay the same.
+A family plugs in through its row in `hf_av.families`: `tasks` names the head it trains for each task (registered
+with the task's Auto class by `hf_av.registration`), `processor_for_config` the processor of a config built from
+scratch. The entry points stay the same.
 """
 
 from __future__ import annotations
@@ -48,25 +49,19 @@ def get_task(name: str) -> TaskSpec:
 
 
 def auto_class_for(task: TaskSpec):
-    module_name, class_name = task.auto_class.rsplit(".", 1)
-    import importlib
+    from hf_av.families import resolve
 
-    return getattr(importlib.import_module(module_name), class_name)
+    return resolve(task.auto_class, f"Auto class of task {task.name!r}")
 
 
 def model_class_for(task: TaskSpec, config):
-    """The head class a family registered for `task` (error names the family and the task)."""
-    auto_class = auto_class_for(task)
-    try:
-        return auto_class._model_mapping[type(config)]
-    except KeyError:
-        raise ValueError(
-            f"model type {config.model_type!r} has no head for task {task.name!r} "
-            f"(nothing registered with {auto_class.__name__})"
-        ) from None
+    """The head class the family row of `config` trains for `task` (error names the family and the task)."""
+    from hf_av.families import get_family
+
+    return get_family(config.model_type).head_for_task(task.name)
 
 
-def _cav_mae_processor(config):
+def cav_mae_processor_for_config(config):
     """A CAV-MAE processor whose fbank length, mel bins and frame size match `config`."""
     from hf_av.processing.cav_mae import CavMaeFeatureExtractor, CavMaeImageProcessor, CavMaeProcessor
 
@@ -77,17 +72,16 @@ def _cav_mae_processor(config):
     )
 
 
-# model_type -> processor matching a config built from scratch (a saved model folder carries its own).
-PROCESSOR_FACTORIES: dict[str, Callable] = {"cav-mae": _cav_mae_processor}
-
-
 def processor_for_config(config):
-    factory = PROCESSOR_FACTORIES.get(config.model_type)
-    if factory is None:
+    """The processor matching a config built from scratch (a saved model folder carries its own)."""
+    from hf_av.families import get_family, resolve
+
+    family = get_family(config.model_type)
+    if family.processor_for_config is None:
         raise ValueError(
             f"no default processor for model type {config.model_type!r}; pass a model folder that holds one"
         )
-    return factory(config)
+    return resolve(family.processor_for_config, f"{family.model_type} processor_for_config")(config)
 
 
 def classification_metrics(problem_type: str | None) -> Callable:

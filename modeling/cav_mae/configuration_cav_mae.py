@@ -1,13 +1,14 @@
 """Configuration of CAV-MAE (Gong et al., "Contrastive Audio-Visual Masked Autoencoder", ICLR 2023)."""
 
-from __future__ import annotations
-
 from transformers import PreTrainedConfig
+
+from ..common.configuration import strict_config
 
 AUDIO_MASK_MODES = ("unstructured", "time", "freq", "tf")
 CLASSIFICATION_MODES = ("multimodal", "audioonly", "videoonly", "missingaudioonly", "missingvideoonly")
 
 
+@strict_config
 class CavMaeConfig(PreTrainedConfig):
     r"""
     Configuration of the CAV-MAE models (`CavMaeModel`, `CavMaeForPreTraining`,
@@ -60,13 +61,32 @@ class CavMaeConfig(PreTrainedConfig):
     Classification:
         num_labels / id2label / label2id / problem_type: standard Transformers fields
             (`"multi_label_classification"` for AudioSet, `"single_label_classification"` for VGGSound).
-        finetuning_mode (`str`, *optional*): the original mode the classifier was fine-tuned with (informational;
-            shown in model cards). Inference modes are chosen per call, see `CavMaeForAudioVisualClassification`.
+        finetuning_mode (`str`, *optional*): the original mode the classifier was fine-tuned with (shown in model
+            cards). `"multimodal"` makes the classifier answer a single modality with the original's
+            missing-modality mode (`missingaudioonly` / `missingvideoonly`) unless a `mode` is passed; see
+            `CavMaeForAudioVisualClassification`.
         unimodal_loss_weight (`float`, defaults to 0.0): in multimodal mode with labels, add this weight times the
             losses of the same head on the audio-only and the visual-only streams (modes `audioonly` /
             `videoonly`, computed from the same tower outputs), as in Gradient Blending (Wang et al., 2020): the
             joint classifier otherwise leans on whichever modality fits the training set fastest and is weak when
             that one is degraded. 0 (default) is the original fine-tuning loss.
+
+    Field types are checked by `@strict`; ranges, divisibility and choices by `validate_architecture()`, at
+    construction and again after `from_pretrained(..., field=value)` overrides. Both raise
+    `huggingface_hub.errors.StrictDataclassError` naming the field.
+
+    Example:
+
+    ```python
+    >>> from modeling.cav_mae import CavMaeConfig, CavMaeForAudioVisualClassification
+
+    >>> # the released "Scale++" architecture, with a 527-class AudioSet head fine-tuned multimodally
+    >>> configuration = CavMaeConfig(num_labels=527, problem_type="multi_label_classification",
+    ...                              finetuning_mode="multimodal")
+    >>> model = CavMaeForAudioVisualClassification(configuration)
+    >>> model.config.num_audio_patches  # 8 mel-frequency rows x 64 time columns of 16 x 16 patches
+    512
+    ```
     """
 
     model_type = "cav-mae"
@@ -77,11 +97,11 @@ class CavMaeConfig(PreTrainedConfig):
     num_modality_specific_layers: int = 11
     num_shared_layers: int = 1
     hidden_act: str = "gelu"
-    layer_norm_eps: float = 1e-5
+    layer_norm_eps: float | int = 1e-5
     qkv_bias: bool = True
-    hidden_dropout_prob: float = 0.0
-    attention_probs_dropout_prob: float = 0.0
-    initializer_range: float = 0.02
+    hidden_dropout_prob: float | int = 0.0
+    attention_probs_dropout_prob: float | int = 0.0
+    initializer_range: float | int = 0.02
     audio_length: int = 1024
     num_mel_bins: int = 128
     image_size: int = 224
@@ -92,28 +112,24 @@ class CavMaeConfig(PreTrainedConfig):
     decoder_num_attention_heads: int = 16
     decoder_intermediate_size: int = 2048
     decoder_num_hidden_layers: int = 8
-    audio_mask_ratio: float = 0.75
-    visual_mask_ratio: float = 0.75
+    audio_mask_ratio: float | int = 0.75
+    visual_mask_ratio: float | int = 0.75
     audio_mask_mode: str = "unstructured"
     norm_pix_loss: bool = True
-    mae_loss_weight: float = 1.0
-    contrastive_loss_weight: float = 0.01
-    contrastive_temperature: float = 0.05
+    mae_loss_weight: float | int = 1.0
+    contrastive_loss_weight: float | int = 0.01
+    contrastive_temperature: float | int = 0.05
     bidirectional_contrastive_loss: bool = False
     unchained_contrastive_stream: bool = False
     finetuning_mode: str | None = None
-    unimodal_loss_weight: float = 0.0
-
-    def __post_init__(self, **kwargs):
-        super().__post_init__(**kwargs)
-        self._validate_cav_mae()
+    unimodal_loss_weight: float | int = 0.0
 
     @classmethod
     def from_dict(cls, config_dict, **kwargs):
-        # Robustness fix: `from_pretrained(folder, num_attention_heads=7)` sets the keyword overrides as attributes
-        # after construction, so they escaped the checks; validate the final values too.
+        # Transformers sets `from_pretrained(folder, field=value)` overrides on the built config without validating
+        # them again; run the same `@strict` validation on the final values.
         result = super().from_dict(config_dict, **kwargs)
-        (result[0] if isinstance(result, tuple) else result)._validate_cav_mae()
+        (result[0] if isinstance(result, tuple) else result).validate()
         return result
 
     # Derived sizes -------------------------------------------------------------------------------------------------
@@ -140,18 +156,18 @@ class CavMaeConfig(PreTrainedConfig):
     def num_visual_patches(self) -> int:
         return self.visual_grid_size**2
 
-    # Validation ------------------------------------------------------------------------------------------------------
-    def _validate_cav_mae(self) -> None:
-        def require_int(name: str, minimum: int) -> int:
+    # Validation (run by `@strict`) ---------------------------------------------------------------------------------
+    def validate_architecture(self):
+        """Ranges, divisibility and choices of every field (types are checked by `@strict` before this runs)."""
+        super().validate_architecture()
+
+        def require_int(name: str, minimum: int) -> None:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise ValueError(f"CavMaeConfig.{name} must be an integer >= {minimum}, got {value!r}")
-            return value
 
-        def require_number(name: str, low: float, high: float | None = None, low_inclusive: bool = True) -> None:
+        def require_range(name: str, low: float, high: float | None = None, low_inclusive: bool = True) -> None:
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ValueError(f"CavMaeConfig.{name} must be a number, got {value!r}")
             too_low = value < low if low_inclusive else value <= low
             if too_low or (high is not None and value > high):
                 bound = f"in [{low}, {high}]" if high is not None else (f">= {low}" if low_inclusive else f"> {low}")
@@ -177,33 +193,24 @@ class CavMaeConfig(PreTrainedConfig):
                 raise ValueError(
                     f"CavMaeConfig.{name} ({getattr(self, name)}) must be a multiple of patch_size ({self.patch_size})"
                 )
-        require_number("layer_norm_eps", 0.0, low_inclusive=False)
-        require_number("initializer_range", 0.0)
-        require_number("hidden_dropout_prob", 0.0, 1.0)
-        require_number("attention_probs_dropout_prob", 0.0, 1.0)
+        require_range("layer_norm_eps", 0.0, low_inclusive=False)
+        require_range("initializer_range", 0.0)
+        require_range("hidden_dropout_prob", 0.0, 1.0)
+        require_range("attention_probs_dropout_prob", 0.0, 1.0)
         for name in ("audio_mask_ratio", "visual_mask_ratio"):
-            require_number(name, 0.0, 1.0)
+            require_range(name, 0.0, 1.0)
             if getattr(self, name) >= 1.0:
                 raise ValueError(f"CavMaeConfig.{name} must be < 1 (at least one token must stay visible), got {getattr(self, name)}")
-        require_number("mae_loss_weight", 0.0)
-        require_number("contrastive_loss_weight", 0.0)
-        require_number("contrastive_temperature", 0.0, low_inclusive=False)
-        require_number("unimodal_loss_weight", 0.0)
+        require_range("mae_loss_weight", 0.0)
+        require_range("contrastive_loss_weight", 0.0)
+        require_range("contrastive_temperature", 0.0, low_inclusive=False)
+        require_range("unimodal_loss_weight", 0.0)
         if self.audio_mask_mode not in AUDIO_MASK_MODES:
             raise ValueError(f"CavMaeConfig.audio_mask_mode must be one of {AUDIO_MASK_MODES}, got {self.audio_mask_mode!r}")
         if self.finetuning_mode is not None and self.finetuning_mode not in CLASSIFICATION_MODES:
             raise ValueError(
                 f"CavMaeConfig.finetuning_mode must be None or one of {CLASSIFICATION_MODES}, got {self.finetuning_mode!r}"
             )
-        for name in ("qkv_bias", "norm_pix_loss", "bidirectional_contrastive_loss", "unchained_contrastive_stream"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"CavMaeConfig.{name} must be a bool, got {getattr(self, name)!r}")
-        if self.trainable_position_embeddings is not None and not isinstance(self.trainable_position_embeddings, bool):
-            raise ValueError(
-                f"CavMaeConfig.trainable_position_embeddings must be None or a bool, got {self.trainable_position_embeddings!r}"
-            )
-        if not isinstance(self.hidden_act, str):
-            raise ValueError(f"CavMaeConfig.hidden_act must be an activation name, got {self.hidden_act!r}")
 
 
 __all__ = ["AUDIO_MASK_MODES", "CLASSIFICATION_MODES", "CavMaeConfig"]

@@ -6,9 +6,10 @@ Layout of the network (names used here -> names of the original `src/models/cav_
   2-D position table + a learned "modality type" vector. Audio `[B, T, 128]` is transposed to an image of height =
   mel bins and width = frames, so audio tokens are frequency-major: index = frequency_patch * T/16 + time_patch.
 * `audio_layers` / `visual_layers` (`blocks_a/v`): modality-specific pre-norm ViT layers.
-* `shared_layers` (`blocks_u`): layers shared by both modalities with THREE LayerNorm sets sharing attention + MLP:
-  `"joint"` (original `norm1/norm2`, used on the concatenated audio+visual sequence), `"audio"` (`norm1_a/norm2_a`)
-  and `"visual"` (`norm1_v/norm2_v`), each used on one modality alone.
+* `shared_layers` (`blocks_u`, `CavMaeSharedLayer`): layers shared by both modalities with THREE LayerNorm pairs
+  sharing attention + MLP: `layernorm_before/after` (original `norm1/norm2`, the joint stream of concatenated
+  audio+visual tokens), `audio_layernorm_before/after` (`norm1_a/norm2_a`) and `visual_layernorm_before/after`
+  (`norm1_v/norm2_v`), each used on one modality alone; `forward(..., norm_set="joint" | "audio" | "visual")`.
 * `audio_layernorm` / `visual_layernorm` / `joint_layernorm` (`norm_a`, `norm_v`, `norm`): final LayerNorms.
 * `decoder` (pre-training only): the MAE decoder; `classifier` (`mlp_head`): LayerNorm + Linear on mean-pooled tokens.
 
@@ -19,12 +20,13 @@ There is no CLS token: every pooled representation is a mean over tokens.
 import math
 import random
 from dataclasses import dataclass
+from typing import Unpack
 
 import torch
 from torch import nn
 from transformers import PreTrainedModel
 from transformers import initialization as init
-from transformers.utils import ModelOutput, logging
+from transformers.utils import ModelOutput, TransformersKwargs, logging
 
 from ..common.embeddings import PatchEmbeddings, sincos_2d
 from ..common.layers import TransformerBlock
@@ -33,6 +35,22 @@ from .configuration_cav_mae import AUDIO_MASK_MODES, CLASSIFICATION_MODES, CavMa
 logger = logging.get_logger(__name__)
 
 SHARED_NORM_SETS = ("joint", "audio", "visual")
+# the shared-layer streams each classification mode runs (a "joint" stream over one modality = missing-modality mode)
+MODE_STREAMS = {
+    "multimodal": ("joint",),
+    "audioonly": ("audio",),
+    "videoonly": ("visual",),
+    "missingaudioonly": ("joint", "audio"),
+    "missingvideoonly": ("joint", "visual"),
+}
+
+# Folders saved before the shared layer got its own LayerNorm names stored `layernorm_before.<set>.weight` in every
+# block; `from_pretrained` renames those keys on load (Transformers' `key_mapping`: regex -> replacement of the match).
+LEGACY_KEY_MAPPING = {
+    rf"layernorm_{where}\.{old_set}\.": f"{new_prefix}layernorm_{where}."
+    for where in ("before", "after")
+    for old_set, new_prefix in (("default", ""), ("joint", ""), ("audio", "audio_"), ("visual", "visual_"))
+}
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -151,6 +169,24 @@ class CavMaeAudioVisualClassifierOutput(ModelOutput):
     audio_attentions: tuple[torch.FloatTensor, ...] | None = None
     visual_attentions: tuple[torch.FloatTensor, ...] | None = None
     joint_attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+@dataclass
+class CavMaeStreams:
+    """What `CavMaeModel.encode_streams` computed: tower outputs, the requested shared-layer streams (after their
+    final LayerNorm) and, when asked for, per-stream hidden states / attentions as lists. Internal to the heads."""
+
+    audio_tokens: torch.Tensor | None = None
+    visual_tokens: torch.Tensor | None = None
+    audio: torch.Tensor | None = None
+    visual: torch.Tensor | None = None
+    joint: torch.Tensor | None = None
+    audio_hidden_states: list | None = None
+    visual_hidden_states: list | None = None
+    joint_hidden_states: list | None = None
+    audio_attentions: list | None = None
+    visual_attentions: list | None = None
+    joint_attentions: list | None = None
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -278,6 +314,35 @@ def contrastive_loss(
     return nce, accuracy
 
 
+def classification_loss(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    problem_type: str,
+    num_labels: int,
+    num_items_in_batch: int | torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Loss of a classification head per `problem_type`: MSE, cross-entropy or BCE-with-logits.
+
+    Without `num_items_in_batch` it is the mean over label entries (samples for single-label, samples x classes for
+    multi-label and multi-output regression: what `Trainer` counts as items, `labels.ne(-100).sum()`). With it, the
+    sum divided by that count, so the micro-batches of gradient accumulation add up to the full batch's mean.
+    """
+    reduction = "mean" if num_items_in_batch is None else "sum"
+    if problem_type == "regression":
+        if num_labels == 1:
+            logits, labels = logits.squeeze(-1), labels.squeeze(-1)
+        loss = nn.functional.mse_loss(logits, labels.to(logits.dtype), reduction=reduction)
+    elif problem_type == "single_label_classification":
+        loss = nn.functional.cross_entropy(logits.view(-1, num_labels), labels.view(-1), reduction=reduction)
+    else:
+        loss = nn.functional.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype), reduction=reduction)
+    if num_items_in_batch is not None:
+        if torch.is_tensor(num_items_in_batch):
+            num_items_in_batch = num_items_in_batch.to(loss.device)
+        loss = loss / num_items_in_batch
+    return loss
+
+
 def _collectors(enabled: bool, count: int) -> tuple:
     """`count` fresh lists to collect hidden states / attentions into, or Nones when not asked for.
 
@@ -294,10 +359,10 @@ def _run_layers(
     all_attentions: list | None,
 ) -> torch.Tensor:
     """Run `layers` in sequence, appending each output / attention map to the given lists when they exist."""
+    # plain blocks take no `norm_set`; only the shared layers choose a LayerNorm pair
+    stream = {} if norm_set is None else {"norm_set": norm_set}
     for layer in layers:
-        hidden_states, attention = layer(
-            hidden_states, norm_set=norm_set, output_attentions=all_attentions is not None
-        )
+        hidden_states, attention = layer(hidden_states, output_attentions=all_attentions is not None, **stream)
         if all_hidden_states is not None:
             all_hidden_states.append(hidden_states)
         if all_attentions is not None:
@@ -309,9 +374,85 @@ def _as_tuple(items: list | None) -> tuple | None:
     return tuple(items) if items is not None else None
 
 
+def hidden_state_selection(output_hidden_states) -> list[int] | None:
+    """Indices chosen by `output_hidden_states=[i, ...]` (or `=i`), None for a plain flag; clear error otherwise.
+
+    Same meaning as Transformers' output capturing: the indices select from the tuple every stream would return
+    with `output_hidden_states=True` (negative ones count from its end); the tuple keeps its length and holds `None`
+    where a state was not selected.
+    """
+    if output_hidden_states is None or isinstance(output_hidden_states, bool):
+        return None
+    if isinstance(output_hidden_states, int):
+        return [output_hidden_states]
+    if isinstance(output_hidden_states, (list, tuple)) and all(
+        isinstance(i, int) and not isinstance(i, bool) for i in output_hidden_states
+    ):
+        return list(output_hidden_states)
+    raise ValueError(
+        f"output_hidden_states must be a bool, a layer index or a list of layer indices, got {output_hidden_states!r}"
+    )
+
+
+def _keep_selected_hidden_states(output: ModelOutput, selection: list[int] | None) -> None:
+    """Replace the unselected entries of every `*hidden_states` tuple of `output` by None (per stream)."""
+    if selection is None:
+        return
+    for name in [key for key in output.keys() if key.endswith("hidden_states")]:
+        states = output[name]
+        count = len(states)
+        wanted = {i % count for i in selection if -count <= i < count}
+        output[name] = tuple(state if i in wanted else None for i, state in enumerate(states))
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Modules
 # ---------------------------------------------------------------------------------------------------------------------
+class CavMaeSharedLayer(TransformerBlock):
+    """A layer shared by both modalities (original `blocks_u`): one attention and one MLP, three LayerNorm pairs.
+
+    The inherited `layernorm_before` / `layernorm_after` serve the joint stream (original `norm1` / `norm2`);
+    `audio_layernorm_*` (`norm1_a` / `norm2_a`) and `visual_layernorm_*` (`norm1_v` / `norm2_v`) serve one modality
+    alone. `forward(hidden_states, norm_set=...)` picks the pair.
+    """
+
+    def __init__(self, config: CavMaeConfig):
+        super().__init__(
+            config,
+            config.hidden_size,
+            config.num_attention_heads,
+            config.intermediate_size,
+            layer_norm_eps=config.layer_norm_eps,
+            hidden_act=config.hidden_act,
+            qkv_bias=config.qkv_bias,
+            attention_dropout=config.attention_probs_dropout_prob,
+            hidden_dropout=config.hidden_dropout_prob,
+        )
+        width, eps = config.hidden_size, config.layer_norm_eps
+        self.audio_layernorm_before = nn.LayerNorm(width, eps=eps)
+        self.audio_layernorm_after = nn.LayerNorm(width, eps=eps)
+        self.visual_layernorm_before = nn.LayerNorm(width, eps=eps)
+        self.visual_layernorm_after = nn.LayerNorm(width, eps=eps)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        output_attentions: bool = False,
+        norm_set: str = "joint",
+        **kwargs,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if norm_set == "joint":
+            before, after = self.layernorm_before, self.layernorm_after
+        elif norm_set == "audio":
+            before, after = self.audio_layernorm_before, self.audio_layernorm_after
+        elif norm_set == "visual":
+            before, after = self.visual_layernorm_before, self.visual_layernorm_after
+        else:
+            raise ValueError(f"unknown norm_set {norm_set!r}; a shared layer has {SHARED_NORM_SETS}")
+        return self.residual_step(hidden_states, before, after, attention_mask, output_attentions, **kwargs)
+
+
 class CavMaeAudioEmbeddings(nn.Module):
     """Normalised fbank `[B, T, num_mel_bins]` -> audio tokens `[B, L_audio, D]` (patches + position + modality)."""
 
@@ -445,6 +586,14 @@ class CavMaePreTrainedModel(PreTrainedModel):
     initialised like a Linear over the flattened patch, LayerNorms at 1/0, modality embeddings and the mask token
     N(0, 0.02), and every position table set to the fixed 2-D sin-cos table. Values loaded from a checkpoint are
     never overwritten (`transformers.initialization` skips them).
+
+    Hidden states and attentions are collected by the forwards, not by Transformers' output capturing
+    (`_can_record_outputs` + `capture_outputs`): those hooks record every call of a layer class into ONE
+    `hidden_states` / `attentions` tuple, while CAV-MAE runs the same shared layers up to three times per forward
+    (joint, audio and visual streams) and reports each stream in its own field (`audio_hidden_states`, ...).
+    `output_hidden_states=[i, ...]` (or `=i`) keeps the meaning output capturing gives it: per stream, the tuple has
+    its full length with `None` where an index was not selected (negative indices count from the end); anything
+    else than a bool or integers raises a `ValueError`.
     """
 
     config: CavMaeConfig
@@ -452,7 +601,7 @@ class CavMaePreTrainedModel(PreTrainedModel):
     main_input_name = "input_values"
     input_modalities = ("audio", "video")
     supports_gradient_checkpointing = True
-    _no_split_modules = ["CavMaeAudioEmbeddings", "CavMaeVisualEmbeddings", "TransformerBlock"]
+    _no_split_modules = ["CavMaeAudioEmbeddings", "CavMaeVisualEmbeddings", "TransformerBlock", "CavMaeSharedLayer"]
     _supports_sdpa = True
     _supports_attention_backend = True
     # the class default for `trainable_position_embeddings=None` (original: CAVMAEFT tr_pos=True)
@@ -495,11 +644,17 @@ class CavMaePreTrainedModel(PreTrainedModel):
             init.copy_(module.visual_position_embeddings, visual_table.unsqueeze(0))
 
     @classmethod
-    def from_pretrained(cls, *args, **kwargs):
-        # Loading re-creates the parameters, which resets `requires_grad`; re-apply the position-table policy.
-        loaded = super().from_pretrained(*args, **kwargs)
+    def from_pretrained(cls, *args, key_mapping: dict[str, str] | None = None, **kwargs):
+        # Folders saved with the old named-LayerNorm-set keys load through a rename; a caller's mapping comes on top.
+        loaded = super().from_pretrained(*args, key_mapping={**LEGACY_KEY_MAPPING, **(key_mapping or {})}, **kwargs)
         model = loaded[0] if isinstance(loaded, tuple) else loaded
         if isinstance(model, CavMaePreTrainedModel):
+            # Transformers re-applies the renames that were used, reversed, when saving; the legacy ones must not be,
+            # so that a loaded old folder is saved in the current layout.
+            legacy = set(LEGACY_KEY_MAPPING)
+            conversions = getattr(model, "_weight_conversions", None) or []
+            model._weight_conversions = [c for c in conversions if not set(c._original_source_patterns) <= legacy]
+            # Loading re-creates the parameters, which resets `requires_grad`; re-apply the position-table policy.
             model._set_position_embeddings_trainable()
         return loaded
 
@@ -512,12 +667,17 @@ class CavMaePreTrainedModel(PreTrainedModel):
             if name.endswith("position_embeddings"):
                 parameter.requires_grad_(trainable)
 
-    def _output_flags(self, output_hidden_states, output_attentions, return_dict) -> tuple[bool, bool, bool]:
+    def _output_flags(
+        self, output_hidden_states, output_attentions, return_dict
+    ) -> tuple[bool, bool, bool, list[int] | None]:
+        """(collect hidden states, collect attentions, return a dataclass, selected hidden-state indices or None)."""
         config = self.config
         output_hidden_states = config.output_hidden_states if output_hidden_states is None else output_hidden_states
         output_attentions = config.output_attentions if output_attentions is None else output_attentions
         return_dict = config.return_dict if return_dict is None else return_dict
-        return bool(output_hidden_states), bool(output_attentions), bool(return_dict)
+        selection = hidden_state_selection(output_hidden_states)
+        collect_hidden_states = bool(output_hidden_states) if selection is None else True
+        return collect_hidden_states, bool(output_attentions), bool(return_dict), selection
 
 
 class CavMaeModel(CavMaePreTrainedModel):
@@ -532,6 +692,10 @@ class CavMaeModel(CavMaePreTrainedModel):
     with every frame. Hidden states / attentions of multi-frame streams are reported with batch `B * T`.
     """
 
+    # The contrastive loss compares the clips of one batch, so it cannot be re-normalised over the micro-batches of
+    # gradient accumulation: declining `num_items_in_batch` makes `Trainer` divide by the accumulation steps instead.
+    accepts_loss_kwargs = False
+
     def __init__(self, config: CavMaeConfig):
         super().__init__(config)
         self.config = config
@@ -539,9 +703,7 @@ class CavMaeModel(CavMaePreTrainedModel):
         self.visual_embeddings = CavMaeVisualEmbeddings(config)
         self.audio_layers = nn.ModuleList([self._make_layer(config) for _ in range(config.num_modality_specific_layers)])
         self.visual_layers = nn.ModuleList([self._make_layer(config) for _ in range(config.num_modality_specific_layers)])
-        self.shared_layers = nn.ModuleList(
-            [self._make_layer(config, SHARED_NORM_SETS) for _ in range(config.num_shared_layers)]
-        )
+        self.shared_layers = nn.ModuleList([CavMaeSharedLayer(config) for _ in range(config.num_shared_layers)])
         self.audio_layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.visual_layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.joint_layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
@@ -549,13 +711,12 @@ class CavMaeModel(CavMaePreTrainedModel):
         self._set_position_embeddings_trainable()
 
     @staticmethod
-    def _make_layer(config: CavMaeConfig, norm_sets: tuple[str, ...] = ("default",)) -> TransformerBlock:
+    def _make_layer(config: CavMaeConfig) -> TransformerBlock:
         return TransformerBlock(
             config,
             config.hidden_size,
             config.num_attention_heads,
             config.intermediate_size,
-            norm_sets=norm_sets,
             layer_norm_eps=config.layer_norm_eps,
             hidden_act=config.hidden_act,
             qkv_bias=config.qkv_bias,
@@ -566,6 +727,9 @@ class CavMaeModel(CavMaePreTrainedModel):
     def get_input_embeddings(self) -> nn.Module:
         # audio is the main input (`main_input_name = "input_values"`)
         return self.audio_embeddings.patch_embeddings
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.audio_embeddings.patch_embeddings = value
 
     # Stream helpers (also used by the heads) -------------------------------------------------------------------------
     def encode_modality_specific(
@@ -605,6 +769,68 @@ class CavMaeModel(CavMaePreTrainedModel):
                     all_attentions.append(attention)
         return final_norm[norm_set](hidden_states)
 
+    def encode_streams(
+        self,
+        audio_tokens: torch.Tensor | None,
+        visual_tokens: torch.Tensor | None,
+        streams: tuple[str, ...],
+        num_frames: int | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+        chained_modality_streams: bool = True,
+    ) -> CavMaeStreams:
+        """The one encoder skeleton every CAV-MAE head runs: towers, then the shared layers once per stream.
+
+        `audio_tokens` / `visual_tokens` are embedded (possibly masked) tokens or None. Each modality given goes
+        through its tower; then every name in `streams` runs the shared layers and its final LayerNorm:
+        `"audio"` / `"visual"` on that tower's output with the modality LayerNorm pair, `"joint"` on the
+        concatenation of the tower outputs present (audio first; audio paired with each of `num_frames` frames), so
+        a joint stream over one modality is the original's missing-modality stream. `chained_modality_streams=False`
+        is the original pre-training quirk (see `CavMaeConfig.unchained_contrastive_stream`).
+        """
+        result = CavMaeStreams()
+        result.audio_hidden_states, result.visual_hidden_states, result.joint_hidden_states = _collectors(
+            output_hidden_states, 3
+        )
+        result.audio_attentions, result.visual_attentions, result.joint_attentions = _collectors(output_attentions, 3)
+        if audio_tokens is not None:
+            result.audio_tokens = self.encode_modality_specific(
+                audio_tokens, "audio", result.audio_hidden_states, result.audio_attentions
+            )
+        if visual_tokens is not None:
+            result.visual_tokens = self.encode_modality_specific(
+                visual_tokens, "visual", result.visual_hidden_states, result.visual_attentions
+            )
+        for stream in streams:
+            if stream == "joint":
+                parts = []
+                if result.audio_tokens is not None:
+                    paired = result.audio_tokens
+                    if num_frames is not None and result.visual_tokens is not None:
+                        paired = paired.repeat_interleave(num_frames, dim=0)
+                    parts.append(paired)
+                if result.visual_tokens is not None:
+                    parts.append(result.visual_tokens)
+                joint_input = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+                if result.joint_hidden_states is not None:
+                    result.joint_hidden_states.append(joint_input)
+                result.joint = self.encode_shared(
+                    joint_input, "joint", result.joint_hidden_states, result.joint_attentions
+                )
+            elif stream == "audio":
+                result.audio = self.encode_shared(
+                    result.audio_tokens, "audio", result.audio_hidden_states, result.audio_attentions,
+                    chained=chained_modality_streams,
+                )
+            elif stream == "visual":
+                result.visual = self.encode_shared(
+                    result.visual_tokens, "visual", result.visual_hidden_states, result.visual_attentions,
+                    chained=chained_modality_streams,
+                )
+            else:
+                raise ValueError(f"unknown stream {stream!r}; streams are 'audio', 'visual', 'joint'")
+        return result
+
     @staticmethod
     def split_frames(pixel_values: torch.Tensor) -> tuple[torch.Tensor, int | None]:
         """`[B, T, C, H, W]` -> (`[B*T, C, H, W]`, T); `[B, C, H, W]` -> (itself, None)."""
@@ -636,44 +862,43 @@ class CavMaeModel(CavMaePreTrainedModel):
         """
         if input_values is None and pixel_values is None:
             raise ValueError("CavMaeModel needs input_values (audio), pixel_values (frames) or both")
-        output_hidden_states, output_attentions, return_dict = self._output_flags(
+        output_hidden_states, output_attentions, return_dict, selection = self._output_flags(
             output_hidden_states, output_attentions, return_dict
         )
 
-        audio_hs, visual_hs, joint_hs = _collectors(output_hidden_states, 3)
-        audio_attn, visual_attn, joint_attn = _collectors(output_attentions, 3)
-
-        audio_tokens = audio_features = audio_embeds = None
-        if input_values is not None:
-            audio_tokens = self.encode_modality_specific(
-                self.audio_embeddings(input_values), "audio", audio_hs, audio_attn
+        has_both = input_values is not None and pixel_values is not None
+        if has_both and input_values.shape[0] != pixel_values.shape[0]:
+            raise ValueError(
+                f"input_values and pixel_values must have the same batch size, got {input_values.shape[0]} "
+                f"and {pixel_values.shape[0]}"
             )
-            audio_features = self.encode_shared(audio_tokens, "audio", audio_hs, audio_attn)
-            audio_embeds = self._embed_and_pool(audio_features, audio_features.shape[0])
+        if return_loss and not has_both:
+            raise ValueError("return_loss=True needs both input_values and pixel_values")
 
-        visual_tokens = visual_features = visual_embeds = None
-        num_frames = None
+        num_frames = frames = None
         if pixel_values is not None:
             frames, num_frames = self.split_frames(pixel_values)
+        streams = self.encode_streams(
+            self.audio_embeddings(input_values) if input_values is not None else None,
+            self.visual_embeddings(frames) if frames is not None else None,
+            streams=tuple(name for name, present in (("audio", input_values is not None),
+                                                     ("visual", pixel_values is not None), ("joint", has_both)) if present),
+            num_frames=num_frames,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+        )
+
+        # heads of the base model: pooled, normalised clip embeddings and their similarity
+        audio_features, visual_features, joint_features = streams.audio, streams.visual, streams.joint
+        audio_embeds = visual_embeds = logits_per_audio = logits_per_visual = loss = None
+        if audio_features is not None:
+            audio_embeds = self._embed_and_pool(audio_features, audio_features.shape[0])
+        if visual_features is not None:
             batch_size = pixel_values.shape[0]
-            visual_tokens = self.encode_modality_specific(self.visual_embeddings(frames), "visual", visual_hs, visual_attn)
-            visual_features = self.encode_shared(visual_tokens, "visual", visual_hs, visual_attn)
             visual_embeds = self._embed_and_pool(visual_features, batch_size)
             if num_frames is not None:
                 visual_features = visual_features.reshape(batch_size, num_frames, *visual_features.shape[1:])
-
-        joint_features = logits_per_audio = logits_per_visual = loss = None
-        if audio_tokens is not None and visual_tokens is not None:
-            if audio_tokens.shape[0] != pixel_values.shape[0]:
-                raise ValueError(
-                    f"input_values and pixel_values must have the same batch size, got {audio_tokens.shape[0]} "
-                    f"and {pixel_values.shape[0]}"
-                )
-            paired_audio = audio_tokens if num_frames is None else audio_tokens.repeat_interleave(num_frames, dim=0)
-            joint_input = torch.cat([paired_audio, visual_tokens], dim=1)
-            if joint_hs is not None:
-                joint_hs.append(joint_input)
-            joint_features = self.encode_shared(joint_input, "joint", joint_hs, joint_attn)
+        if joint_features is not None:
             if num_frames is not None:
                 joint_features = joint_features.reshape(pixel_values.shape[0], num_frames, *joint_features.shape[1:])
             logits_per_audio = audio_embeds @ visual_embeds.t() / self.config.contrastive_temperature
@@ -683,8 +908,6 @@ class CavMaeModel(CavMaePreTrainedModel):
                     audio_embeds, visual_embeds, self.config.contrastive_temperature,
                     self.config.bidirectional_contrastive_loss,
                 )
-        elif return_loss:
-            raise ValueError("return_loss=True needs both input_values and pixel_values")
 
         output = CavMaeModelOutput(
             loss=loss,
@@ -695,13 +918,14 @@ class CavMaeModel(CavMaePreTrainedModel):
             visual_embeds=visual_embeds,
             logits_per_audio=logits_per_audio,
             logits_per_visual=logits_per_visual,
-            audio_hidden_states=_as_tuple(audio_hs) if input_values is not None else None,
-            visual_hidden_states=_as_tuple(visual_hs) if pixel_values is not None else None,
-            joint_hidden_states=_as_tuple(joint_hs) if joint_features is not None else None,
-            audio_attentions=_as_tuple(audio_attn) if input_values is not None else None,
-            visual_attentions=_as_tuple(visual_attn) if pixel_values is not None else None,
-            joint_attentions=_as_tuple(joint_attn) if joint_features is not None else None,
+            audio_hidden_states=_as_tuple(streams.audio_hidden_states) if input_values is not None else None,
+            visual_hidden_states=_as_tuple(streams.visual_hidden_states) if pixel_values is not None else None,
+            joint_hidden_states=_as_tuple(streams.joint_hidden_states) if has_both else None,
+            audio_attentions=_as_tuple(streams.audio_attentions) if input_values is not None else None,
+            visual_attentions=_as_tuple(streams.visual_attentions) if pixel_values is not None else None,
+            joint_attentions=_as_tuple(streams.joint_attentions) if has_both else None,
         )
+        _keep_selected_hidden_states(output, selection)
         return output if return_dict else output.to_tuple()
 
     def get_audio_features(
@@ -742,6 +966,17 @@ class CavMaeModel(CavMaePreTrainedModel):
         return result if self._output_flags(None, None, return_dict)[2] else result.to_tuple()
 
 
+    def get_image_features(
+        self,
+        pixel_values: torch.Tensor,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
+    ):
+        """Transformers' name for the visual accessor: the same as `get_visual_features`."""
+        return self.get_visual_features(pixel_values, output_hidden_states, output_attentions, return_dict)
+
+
 class CavMaeForPreTraining(CavMaePreTrainedModel):
     """CAV-MAE pre-training: masked encoder, MAE decoder, reconstruction + contrastive loss (original `CAVMAE`).
 
@@ -756,6 +991,8 @@ class CavMaeForPreTraining(CavMaePreTrainedModel):
     """
 
     _default_trainable_position_embeddings = False
+    # batch-level contrastive loss: `Trainer` divides by the accumulation steps itself (see `CavMaeModel`)
+    accepts_loss_kwargs = False
 
     def __init__(self, config: CavMaeConfig):
         super().__init__(config)
@@ -766,6 +1003,9 @@ class CavMaeForPreTraining(CavMaePreTrainedModel):
 
     def get_input_embeddings(self) -> nn.Module:
         return self.cav_mae.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.cav_mae.set_input_embeddings(value)
 
     def audio_targets(self, input_values: torch.Tensor) -> torch.Tensor:
         """Reconstruction targets of the audio: patches of the transposed fbank, `[B, L_audio, p*p]`."""
@@ -818,12 +1058,12 @@ class CavMaeForPreTraining(CavMaePreTrainedModel):
             bidirectional_contrastive_loss = config.bidirectional_contrastive_loss
         if audio_mask_mode not in AUDIO_MASK_MODES:
             raise ValueError(f"audio_mask_mode must be one of {AUDIO_MASK_MODES}, got {audio_mask_mode!r}")
-        output_hidden_states, output_attentions, return_dict = self._output_flags(
+        output_hidden_states, output_attentions, return_dict, selection = self._output_flags(
             output_hidden_states, output_attentions, return_dict
         )
 
-        audio_hs, visual_hs, joint_hs, decoder_hs = _collectors(output_hidden_states, 4)
-        audio_attn, visual_attn, joint_attn, decoder_attn = _collectors(output_attentions, 4)
+        (decoder_hs,) = _collectors(output_hidden_states, 1)
+        (decoder_attn,) = _collectors(output_attentions, 1)
         encoder = self.cav_mae
 
         # 1. embed and mask (the noise is drawn in the original order: audio first, then visual)
@@ -842,15 +1082,11 @@ class CavMaeForPreTraining(CavMaePreTrainedModel):
         visual, visual_mask, visual_ids_restore = random_masking(visual, visual_mask_ratio, visual_noise.to(visual.device))
 
         # 2. encoder on visible tokens only
-        audio = encoder.encode_modality_specific(audio, "audio", audio_hs, audio_attn)
-        visual = encoder.encode_modality_specific(visual, "visual", visual_hs, visual_attn)
-        joint_input = torch.cat([audio, visual], dim=1)
-        if joint_hs is not None:
-            joint_hs.append(joint_input)
-        latent = encoder.encode_shared(joint_input, "joint", joint_hs, joint_attn)
-        chained = not config.unchained_contrastive_stream
-        latent_audio = encoder.encode_shared(audio, "audio", audio_hs, audio_attn, chained=chained)
-        latent_visual = encoder.encode_shared(visual, "visual", visual_hs, visual_attn, chained=chained)
+        streams = encoder.encode_streams(
+            audio, visual, streams=("joint", "audio", "visual"), output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions, chained_modality_streams=not config.unchained_contrastive_stream,
+        )
+        latent, latent_audio, latent_visual = streams.joint, streams.audio, streams.visual
 
         # 3. decoder + reconstruction loss
         zero = torch.zeros((), device=latent.device, dtype=latent.dtype)
@@ -895,15 +1131,16 @@ class CavMaeForPreTraining(CavMaePreTrainedModel):
             joint_last_hidden_state=latent,
             audio_last_hidden_state=latent_audio,
             visual_last_hidden_state=latent_visual,
-            audio_hidden_states=_as_tuple(audio_hs),
-            visual_hidden_states=_as_tuple(visual_hs),
-            joint_hidden_states=_as_tuple(joint_hs),
+            audio_hidden_states=_as_tuple(streams.audio_hidden_states),
+            visual_hidden_states=_as_tuple(streams.visual_hidden_states),
+            joint_hidden_states=_as_tuple(streams.joint_hidden_states),
             decoder_hidden_states=_as_tuple(decoder_hs) if audio_reconstruction is not None else None,
-            audio_attentions=_as_tuple(audio_attn),
-            visual_attentions=_as_tuple(visual_attn),
-            joint_attentions=_as_tuple(joint_attn),
+            audio_attentions=_as_tuple(streams.audio_attentions),
+            visual_attentions=_as_tuple(streams.visual_attentions),
+            joint_attentions=_as_tuple(streams.joint_attentions),
             decoder_attentions=_as_tuple(decoder_attn) if audio_reconstruction is not None else None,
         )
+        _keep_selected_hidden_states(output, selection)
         return output if return_dict else output.to_tuple()
 
 
@@ -919,8 +1156,11 @@ class CavMaeForAudioVisualClassification(CavMaePreTrainedModel):
       of the joint-LayerNorm and the audio-LayerNorm pooled audio features.
     * `"missingvideoonly"`: the same with only the frame available.
 
-    Without `mode`, the inputs decide: both -> `"multimodal"`, `input_values` only -> `"audioonly"`,
-    `pixel_values` only -> `"videoonly"`.
+    Without `mode`, the model decides from its inputs and `config.finetuning_mode`: both inputs -> `"multimodal"`;
+    one modality given to a model fine-tuned multimodally (`finetuning_mode="multimodal"`) -> `"missingaudioonly"` /
+    `"missingvideoonly"`, the way the paper evaluates a multimodal model with a modality missing; one modality
+    otherwise -> `"audioonly"` / `"videoonly"`. Callers (pipelines, training) pass inputs only, so every route gives
+    the same answer.
 
     Several frames `[B, T, 3, H, W]` (the paper evaluates 10 frames per clip): every frame is classified and the
     per-frame probabilities are averaged -- sigmoid for `problem_type="multi_label_classification"`, softmax
@@ -930,8 +1170,12 @@ class CavMaeForAudioVisualClassification(CavMaePreTrainedModel):
     frame (its tower runs once).
 
     Losses with `labels` follow `config.problem_type` (inferred from the labels when unset, as in Transformers):
-    cross-entropy (single-label), BCE-with-logits (multi-label, AudioSet), MSE (regression).
+    cross-entropy (single-label), BCE-with-logits (multi-label, AudioSet), MSE (regression). Each is a mean over
+    label entries; given `num_items_in_batch` (as `Trainer` does with gradient accumulation) it is the sum divided by
+    that count instead, so accumulated micro-batches add up to the loss of the whole batch.
     """
+
+    accepts_loss_kwargs = True
 
     def __init__(self, config: CavMaeConfig):
         super().__init__(config)
@@ -944,16 +1188,19 @@ class CavMaeForAudioVisualClassification(CavMaePreTrainedModel):
     def get_input_embeddings(self) -> nn.Module:
         return self.cav_mae.get_input_embeddings()
 
-    @staticmethod
-    def resolve_mode(mode: str | None, has_audio: bool, has_visual: bool) -> str:
-        """The mode used for the given inputs (explicit `mode` is validated against them)."""
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.cav_mae.set_input_embeddings(value)
+
+    def resolve_mode(self, mode: str | None, has_audio: bool, has_visual: bool) -> str:
+        """The mode used for the given inputs: `mode` if given (validated against them), else the model's choice."""
         if mode is None:
             if has_audio and has_visual:
                 return "multimodal"
+            missing_modality = self.config.finetuning_mode == "multimodal"
             if has_audio:
-                return "audioonly"
+                return "missingaudioonly" if missing_modality else "audioonly"
             if has_visual:
-                return "videoonly"
+                return "missingvideoonly" if missing_modality else "videoonly"
             raise ValueError("CavMaeForAudioVisualClassification needs input_values, pixel_values or both")
         if mode not in CLASSIFICATION_MODES:
             raise ValueError(f"mode must be one of {CLASSIFICATION_MODES}, got {mode!r}")
@@ -997,13 +1244,10 @@ class CavMaeForAudioVisualClassification(CavMaePreTrainedModel):
         logits = per_frame_logits[:, 0] if num_frames == 1 else self._average_frames(per_frame_logits, problem_type)
         return logits, per_frame_logits
 
-    def _loss(self, logits: torch.Tensor, labels: torch.Tensor, problem_type: str) -> torch.Tensor:
-        if problem_type == "regression":
-            return nn.functional.mse_loss(logits.squeeze(-1) if self.num_labels == 1 else logits,
-                                          labels.squeeze(-1) if self.num_labels == 1 else labels.to(logits.dtype))
-        if problem_type == "single_label_classification":
-            return nn.functional.cross_entropy(logits.view(-1, self.num_labels), labels.view(-1))
-        return nn.functional.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+    def _loss(
+        self, logits: torch.Tensor, labels: torch.Tensor, problem_type: str, num_items_in_batch=None
+    ) -> torch.Tensor:
+        return classification_loss(logits, labels, problem_type, self.num_labels, num_items_in_batch)
 
     def forward(
         self,
@@ -1014,55 +1258,49 @@ class CavMaeForAudioVisualClassification(CavMaePreTrainedModel):
         output_hidden_states: bool | None = None,
         output_attentions: bool | None = None,
         return_dict: bool | None = None,
-        **kwargs,
+        **kwargs: Unpack[TransformersKwargs],
     ) -> CavMaeAudioVisualClassifierOutput | tuple:
         r"""
         input_values (`[B, audio_length, num_mel_bins]`, *optional*): normalised fbank.
         pixel_values (`[B, 3, H, W]` or `[B, T, 3, H, W]`, *optional*): frames.
         labels (`[B]` int64 for single-label, `[B, num_labels]` float for multi-label, *optional*).
         mode (`str`, *optional*): one of `multimodal`, `audioonly`, `videoonly`, `missingaudioonly`,
-            `missingvideoonly` (see the class docstring); chosen from the inputs when omitted.
+            `missingvideoonly` (see the class docstring); when omitted the model chooses from the inputs and
+            `config.finetuning_mode`.
+        num_items_in_batch (`int` or `torch.Tensor`, *optional*): number of label entries over all micro-batches of
+            the optimisation step (passed by `Trainer`); the loss is then the sum divided by it.
         """
+        num_items_in_batch = kwargs.get("num_items_in_batch")
         mode = self.resolve_mode(mode, input_values is not None, pixel_values is not None)
-        output_hidden_states, output_attentions, return_dict = self._output_flags(
+        output_hidden_states, output_attentions, return_dict, selection = self._output_flags(
             output_hidden_states, output_attentions, return_dict
         )
         encoder = self.cav_mae
         uses_audio = mode in ("multimodal", "audioonly", "missingaudioonly")
         uses_visual = mode in ("multimodal", "videoonly", "missingvideoonly")
 
-        audio_hs, visual_hs, joint_hs = _collectors(output_hidden_states, 3)
-        audio_attn, visual_attn, joint_attn = _collectors(output_attentions, 3)
-
-        num_frames = None
-        audio = visual = None
-        if uses_audio:
-            audio = encoder.encode_modality_specific(encoder.audio_embeddings(input_values), "audio", audio_hs, audio_attn)
+        num_frames = frames = None
         if uses_visual:
             frames, num_frames = encoder.split_frames(pixel_values)
-            visual = encoder.encode_modality_specific(encoder.visual_embeddings(frames), "visual", visual_hs, visual_attn)
-
+        streams = encoder.encode_streams(
+            encoder.audio_embeddings(input_values) if uses_audio else None,
+            encoder.visual_embeddings(frames) if uses_visual else None,
+            streams=MODE_STREAMS[mode],
+            num_frames=num_frames,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+        )
         if mode == "multimodal":
-            paired_audio = audio if num_frames is None else audio.repeat_interleave(num_frames, dim=0)
-            joint_input = torch.cat([paired_audio, visual], dim=1)
-            if joint_hs is not None:
-                joint_hs.append(joint_input)
-            pooled = encoder.encode_shared(joint_input, "joint", joint_hs, joint_attn).mean(dim=1)
+            pooled = streams.joint.mean(dim=1)
         elif mode == "audioonly":
-            pooled = encoder.encode_shared(audio, "audio", audio_hs, audio_attn).mean(dim=1)
+            pooled = streams.audio.mean(dim=1)
         elif mode == "videoonly":
-            pooled = encoder.encode_shared(visual, "visual", visual_hs, visual_attn).mean(dim=1)
+            pooled = streams.visual.mean(dim=1)
         else:
             # a multimodally fine-tuned model with one modality missing: average the joint-norm and the
             # modality-norm pooled features of the available modality (original `missing*only`)
-            tokens, norm_set, hs, attn = (
-                (audio, "audio", audio_hs, audio_attn) if mode == "missingaudioonly" else (visual, "visual", visual_hs, visual_attn)
-            )
-            if joint_hs is not None:
-                joint_hs.append(tokens)
-            joint_pooled = encoder.encode_shared(tokens, "joint", joint_hs, joint_attn).mean(dim=1)
-            modality_pooled = encoder.encode_shared(tokens, norm_set, hs, attn).mean(dim=1)
-            pooled = (joint_pooled + modality_pooled) / 2
+            modality = streams.audio if mode == "missingaudioonly" else streams.visual
+            pooled = (streams.joint.mean(dim=1) + modality.mean(dim=1)) / 2
 
         problem_type = self._problem_type(labels)
         logits, per_frame_logits = self._classify(pooled, num_frames, problem_type)
@@ -1070,13 +1308,16 @@ class CavMaeForAudioVisualClassification(CavMaePreTrainedModel):
         loss = None
         if labels is not None:
             labels = labels.to(logits.device)
-            loss = self._loss(logits, labels, problem_type)
+            loss = self._loss(logits, labels, problem_type, num_items_in_batch)
             if mode == "multimodal" and self.config.unimodal_loss_weight > 0:
                 # the same head on each modality's own stream, from the tower outputs computed above
-                audio_logits, _ = self._classify(encoder.encode_shared(audio, "audio").mean(dim=1), None, problem_type)
-                visual_logits, _ = self._classify(encoder.encode_shared(visual, "visual").mean(dim=1), num_frames,
-                                                  problem_type)
-                unimodal = self._loss(audio_logits, labels, problem_type) + self._loss(visual_logits, labels, problem_type)
+                audio_pooled = encoder.encode_shared(streams.audio_tokens, "audio").mean(dim=1)
+                visual_pooled = encoder.encode_shared(streams.visual_tokens, "visual").mean(dim=1)
+                audio_logits, _ = self._classify(audio_pooled, None, problem_type)
+                visual_logits, _ = self._classify(visual_pooled, num_frames, problem_type)
+                unimodal = self._loss(audio_logits, labels, problem_type, num_items_in_batch) + self._loss(
+                    visual_logits, labels, problem_type, num_items_in_batch
+                )
                 loss = loss + self.config.unimodal_loss_weight * unimodal
 
         output = CavMaeAudioVisualClassifierOutput(
@@ -1084,13 +1325,14 @@ class CavMaeForAudioVisualClassification(CavMaePreTrainedModel):
             logits=logits,
             per_frame_logits=per_frame_logits,
             pooled_output=pooled,
-            audio_hidden_states=_as_tuple(audio_hs) if uses_audio else None,
-            visual_hidden_states=_as_tuple(visual_hs) if uses_visual else None,
-            joint_hidden_states=_as_tuple(joint_hs) if mode not in ("audioonly", "videoonly") else None,
-            audio_attentions=_as_tuple(audio_attn) if uses_audio else None,
-            visual_attentions=_as_tuple(visual_attn) if uses_visual else None,
-            joint_attentions=_as_tuple(joint_attn) if mode not in ("audioonly", "videoonly") else None,
+            audio_hidden_states=_as_tuple(streams.audio_hidden_states) if uses_audio else None,
+            visual_hidden_states=_as_tuple(streams.visual_hidden_states) if uses_visual else None,
+            joint_hidden_states=_as_tuple(streams.joint_hidden_states) if "joint" in MODE_STREAMS[mode] else None,
+            audio_attentions=_as_tuple(streams.audio_attentions) if uses_audio else None,
+            visual_attentions=_as_tuple(streams.visual_attentions) if uses_visual else None,
+            joint_attentions=_as_tuple(streams.joint_attentions) if "joint" in MODE_STREAMS[mode] else None,
         )
+        _keep_selected_hidden_states(output, selection)
         return output if return_dict else output.to_tuple()
 
 
@@ -1102,6 +1344,8 @@ __all__ = [
     "CavMaeModel",
     "CavMaeModelOutput",
     "CavMaePreTrainedModel",
+    "CavMaeSharedLayer",
+    "classification_loss",
     "contrastive_loss",
     "masked_reconstruction_loss",
     "patchify",

@@ -31,7 +31,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
-from huggingface_hub.dataclasses import strict
 from torch import nn
 from transformers import ClapAudioConfig, ClapAudioModel
 from transformers.modeling_outputs import BaseModelOutputWithPooling
@@ -44,10 +43,12 @@ from transformers.models.clap.modeling_clap import (
     window_reverse,
 )
 
+from .configuration import strict_config
+
 __all__ = ["HtsatAdapterHost", "HtsatConfig", "HtsatHostStage"]
 
 
-@strict
+@strict_config
 class HtsatConfig(ClapAudioConfig):
     r"""
     HTS-AT audio tower: Transformers' `ClapAudioConfig` plus the spectrogram front-end settings and the switches for
@@ -326,18 +327,23 @@ class HtsatAdapterHost(nn.Module):
         time_size = self.config.spec_size // downscale // encoder.patch_stride[1]
         feature_map = sequence_output.permute(0, 2, 1).contiguous().reshape(batch_size, channels, freq_size, time_size)
         freq_bins = freq_size // self.freq_ratio
+        if freq_bins < 1:
+            raise ValueError(
+                f"CLAP's output head needs a last-stage grid of at least freq_ratio ({self.freq_ratio}) rows, got "
+                f"{freq_size}; use `run_stages` for the tokens of such a small configuration."
+            )
         feature_map = feature_map.reshape(batch_size, channels, freq_size // freq_bins, freq_bins, time_size)
         feature_map = feature_map.permute(0, 1, 3, 2, 4).contiguous().reshape(batch_size, channels, freq_bins, -1)
         pooled = encoder.avgpool(torch.flatten(feature_map, 2)).flatten(1)
         return BaseModelOutputWithPooling(last_hidden_state=feature_map, pooler_output=pooled)
 
     # ---- the plain tower, stepped ------------------------------------------------------------------------------
-    def forward(
+    def run_stages(
         self, input_features: torch.Tensor, output_hidden_states: bool = False, output_attentions: bool = False
-    ) -> BaseModelOutputWithPooling:
-        """The whole tower with nothing inserted; equals `ClapAudioEncoder.forward` (`hidden_states` here are the
-        patch embeddings and every stage's output after downsampling as `[B, tokens, C]`; `attentions` those of
-        the last block of every stage)."""
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None, tuple[torch.Tensor, ...] | None]:
+        """Every stage with nothing inserted; returns the last-stage tokens BEFORE the final norm, the hidden states
+        (patch embeddings and every stage's output after downsampling, `[B, tokens, C]`) and the attentions of the
+        last block of every stage (when asked)."""
         hidden_states, dims = self.embed(input_features)
         all_hidden_states = [hidden_states] if output_hidden_states else None
         all_attentions = [] if output_attentions else None
@@ -350,7 +356,21 @@ class HtsatAdapterHost(nn.Module):
                 all_hidden_states.append(hidden_states)
             if output_attentions:
                 all_attentions.append(attentions)
+        return (
+            hidden_states,
+            tuple(all_hidden_states) if output_hidden_states else None,
+            tuple(all_attentions) if output_attentions else None,
+        )
+
+    def forward(
+        self, input_features: torch.Tensor, output_hidden_states: bool = False, output_attentions: bool = False
+    ) -> BaseModelOutputWithPooling:
+        """The whole tower with nothing inserted; equals `ClapAudioEncoder.forward` (see `run_stages` for the
+        hidden states and attentions)."""
+        hidden_states, all_hidden_states, all_attentions = self.run_stages(
+            input_features, output_hidden_states, output_attentions
+        )
         output = self.pool(self.final_norm(hidden_states))
-        output.hidden_states = tuple(all_hidden_states) if output_hidden_states else None
-        output.attentions = tuple(all_attentions) if output_attentions else None
+        output.hidden_states = all_hidden_states
+        output.attentions = all_attentions
         return output

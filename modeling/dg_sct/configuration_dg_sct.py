@@ -3,9 +3,9 @@ Downstream Tasks", NeurIPS 2023)."""
 
 from __future__ import annotations
 
-from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig, Swinv2Config
 
+from ..common.configuration import strict_config
 from ..common.htsat_adapter_host import HtsatConfig
 
 __all__ = ["DgSctConfig", "DEFAULT_TRAINABLE_PARAMETERS"]
@@ -15,6 +15,7 @@ DEFAULT_TRAINABLE_PARAMETERS = ["*cross_modal_blocks.*", "temporal_attention.*",
 
 LATENT_TOKEN_INITS = ("uniform", "zeros")
 GUIDE_RESAMPLINGS = ("linear", "bicubic")
+BACKGROUND_NAMES = ("background", "bg")
 
 # Released AVE backbones: timm `swinv2_large_window12_192_22k` and the AudioSet HTS-AT.
 SWINV2_LARGE_192 = dict(
@@ -36,7 +37,7 @@ def _paired_visual_blocks(visual_depth: int, audio_depth: int) -> list[int]:
     return [(index + 1) * ratio - 1 for index in range(audio_depth)]
 
 
-@strict
+@strict_config
 class DgSctConfig(PreTrainedConfig):
     r"""
     Configuration of DG-SCT (`DgSctModel`, `DgSctForAudioVisualEventLocalization`). Defaults are the released AVE
@@ -154,7 +155,7 @@ class DgSctConfig(PreTrainedConfig):
             self.audio_config = HtsatConfig(**self.audio_config)
         if self.trainable_parameters is None:
             self.trainable_parameters = list(DEFAULT_TRAINABLE_PARAMETERS)
-        if "num_labels" not in kwargs and "id2label" not in kwargs:
+        if self.id2label is None and kwargs.get("num_labels") is None:
             kwargs["num_labels"] = 29  # AVE: 28 events + background
         super().__post_init__(**kwargs)
 
@@ -249,3 +250,14 @@ class DgSctConfig(PreTrainedConfig):
                 raise ValueError(f"DgSctConfig.{name} must be in [0, 1), got {getattr(self, name)}.")
         if self.num_labels < 2:
             raise ValueError(f"DgSctConfig.num_labels ({self.num_labels}) must count at least one event + background.")
+        misplaced = [
+            (int(i), name) for i, name in (self.id2label or {}).items()
+            if str(name).lower() in BACKGROUND_NAMES and int(i) != self.num_labels - 1
+        ]
+        if misplaced:
+            raise ValueError(
+                f"DgSctConfig: the background class must be the LAST label (id {self.num_labels - 1}; the event "
+                f"classifiers cover ids 0..{self.num_labels - 2}), but id2label has {misplaced[0][1]!r} at id "
+                f"{misplaced[0][0]}. Order the labels events first, background last (hf_av.data.LabelEncoder does "
+                "so with background_label='background')."
+            )

@@ -303,6 +303,46 @@ class DgSctPreTrainedModel(PreTrainedModel):
     _no_split_modules = ["DgSctCrossModalBlock", "Swinv2Stage", "ClapAudioStage"]
     accepts_loss_kwargs = False
 
+    @classmethod
+    def from_pretrained_backbones(cls, vision_backbone, audio_backbone, config: DgSctConfig | None = None, **kwargs):
+        r"""A fresh DG-SCT model (modules and head newly initialised, gates at zero) around pretrained backbones,
+        with the trainable-parameter policy applied: only `config.trainable_parameters` (the DG-SCT modules and the
+        head by default) train.
+
+        Args:
+            vision_backbone: a `Swinv2Model` (or a folder / Hub id of a Swin-V2 model, e.g. a converted
+                `swinv2_large_window12_192_22k`).
+            audio_backbone: a `ClapAudioModel` (or a folder / Hub id of one; `HtsatConfig` switches keep the
+                original HTS-AT behaviour).
+            config: DG-SCT settings; its backbone sub-configs are replaced by the backbones' own. Extra `kwargs`
+                update a default `DgSctConfig` instead.
+        Returns the model; `model.trainable_report` holds the trainable / total parameter counts.
+        """
+        from transformers import ClapAudioModel, Swinv2Model
+
+        from ..common.htsat_adapter_host import HtsatConfig
+        from ..common.trainable import freeze_except
+
+        vision = _load_backbone(vision_backbone, Swinv2Model, "vision_backbone")
+        audio = _load_backbone(audio_backbone, ClapAudioModel, "audio_backbone")
+        settings = config.to_dict() if config is not None else {}
+        settings.update(kwargs)
+        audio_settings = {k: v for k, v in audio.config.to_dict().items() if k in HtsatConfig.__dataclass_fields__}
+        if isinstance(audio.config, HtsatConfig):
+            audio_settings = audio.config.to_dict()
+        for key in ("model_type", "transformers_version", "architectures"):
+            audio_settings.pop(key, None)
+        settings["vision_config"] = {k: v for k, v in vision.config.to_dict().items() if k not in ("model_type",)}
+        settings["audio_config"] = audio_settings
+        for key in ("model_type", "transformers_version", "architectures"):
+            settings.pop(key, None)
+        model = cls(DgSctConfig(**settings))
+        base = getattr(model, cls.base_model_prefix, model)
+        base.visual_backbone.swinv2.load_state_dict(vision.state_dict())
+        base.audio_backbone.audio_encoder.load_state_dict(audio.audio_encoder.state_dict())
+        model.trainable_report = freeze_except(model, model.config.trainable_parameters)
+        return model
+
     @torch.no_grad()
     def _init_weights(self, module):
         super()._init_weights(module)
@@ -327,6 +367,14 @@ class DgSctPreTrainedModel(PreTrainedModel):
         elif isinstance(module, ClapAudioSelfAttention):
             init.zeros_(module.relative_position_bias_table)
             init.copy_(module.relative_position_index, module.create_relative_position_index())
+
+
+def _load_backbone(source, model_class, what: str):
+    if isinstance(source, model_class):
+        return source
+    if isinstance(source, PreTrainedModel):
+        raise TypeError(f"{what} must be a {model_class.__name__} (or a folder / Hub id of one), got {type(source).__name__}.")
+    return model_class.from_pretrained(source)
 
 
 def _check_inputs(input_values: torch.Tensor | None, pixel_values: torch.Tensor | None, config: DgSctConfig):
@@ -369,9 +417,8 @@ class DgSctModel(DgSctPreTrainedModel):
 
     def __init__(self, config: DgSctConfig):
         super().__init__(config)
-        # timm_window_mask: the original runs timm 0.6 Swin-V2, which adds the shifted-window mask once.
-        self.visual_backbone = Swinv2AdapterHost(config.vision_config, timm_window_mask=True)
-        self.audio_backbone = HtsatAdapterHost(config.audio_config)
+        # The DG-SCT blocks are registered first: they are the checkpointed layers (the backbones' own stages are
+        # stepped block by block, never called whole), and Transformers' tests look for the first such layer.
         blocks = []
         for stage, audio_depth in enumerate(config.audio_config.depths):
             visual_width = config.vision_config.embed_dim * 2**stage
@@ -387,6 +434,9 @@ class DgSctModel(DgSctPreTrainedModel):
                     )
                 )
         self.cross_modal_blocks = nn.ModuleList(blocks)
+        # timm_window_mask: the original runs timm 0.6 Swin-V2, which adds the shifted-window mask once.
+        self.visual_backbone = Swinv2AdapterHost(config.vision_config, timm_window_mask=True)
+        self.audio_backbone = HtsatAdapterHost(config.audio_config)
         self.post_init()
 
     def get_input_embeddings(self):
@@ -420,8 +470,22 @@ class DgSctModel(DgSctPreTrainedModel):
 
         visual, visual_dims = visual_backbone.embed(frames)
         audio, audio_dims = audio_backbone.embed(spectrogram)
-        visual_states = [visual] if output_hidden_states else None
-        audio_states = [audio] if output_hidden_states else None
+        visual_states = [] if output_hidden_states else None
+        audio_states = [] if output_hidden_states else None
+
+        def per_segment(tensor):
+            return tensor.reshape(batch_size, num_segments, *tensor.shape[1:])
+
+        def record(states, tensor):
+            """Keep `tensor` as `[batch, segments, ...]` and continue from that very tensor (so a gradient asked of
+            a recorded state reaches it)."""
+            if states is None:
+                return tensor
+            states.append(per_segment(tensor))
+            return states[-1].flatten(0, 1)
+
+        visual = record(visual_states, visual)
+        audio = record(audio_states, audio)
 
         visual_attentions = [] if output_attentions else None
         audio_attentions = [] if output_attentions else None
@@ -451,20 +515,17 @@ class DgSctModel(DgSctPreTrainedModel):
                 if output_attentions:
                     visual_attentions.append(attentions)
                     audio_attentions.append(audio_attention)
-            if output_hidden_states:
-                last_stage = not visual_stage.has_downsample
-                visual_states.append(visual_backbone.final_norm(visual) if last_stage else visual)
-                audio_states.append(audio)
+            if visual_stage.has_downsample:  # the last visual stage is recorded after the final norm
+                visual = record(visual_states, visual)
+            audio = record(audio_states, audio)
             visual, visual_dims = visual_backbone.downsample(visual_stage, visual, visual_dims)
             audio, audio_dims = audio_backbone.downsample(audio_stage, audio, audio_dims)
 
-        visual = visual_backbone.final_norm(visual)  # the audio tower's final norm is not applied (original)
+        # The audio tower's final norm is not applied (original).
+        visual = record(visual_states, visual_backbone.final_norm(visual))
         # Pooling with the spatial maps of the last DG-SCT pair (computed before the last visual MLP half).
         visual_pooled = torch.bmm(visual_map.unsqueeze(1), visual).squeeze(1)
         audio_pooled = torch.bmm(audio_map.unsqueeze(1), audio).squeeze(1)
-
-        def per_segment(tensor):
-            return tensor.reshape(batch_size, num_segments, *tensor.shape[1:])
 
         output = DgSctModelOutput(
             audio_pooler_output=per_segment(audio_pooled),
@@ -473,8 +534,8 @@ class DgSctModel(DgSctPreTrainedModel):
             visual_last_hidden_state=per_segment(visual),
             audio_attention_map=per_segment(audio_map),
             visual_attention_map=per_segment(visual_map),
-            audio_hidden_states=tuple(per_segment(s) for s in audio_states) if output_hidden_states else None,
-            visual_hidden_states=tuple(per_segment(s) for s in visual_states) if output_hidden_states else None,
+            audio_hidden_states=tuple(audio_states) if output_hidden_states else None,
+            visual_hidden_states=tuple(visual_states) if output_hidden_states else None,
             audio_attentions=tuple(audio_attentions) if output_attentions else None,
             visual_attentions=tuple(visual_attentions) if output_attentions else None,
         )

@@ -274,10 +274,9 @@ _TO_ORIGINAL = [
     ("decoder.layers", "decoder_blocks"), ("decoder.layernorm", "decoder_norm"),
     ("decoder.audio_prediction", "decoder_pred_a"), ("decoder.visual_prediction", "decoder_pred_v"),
     (".attention.qkv", ".attn.qkv"), (".attention.proj", ".attn.proj"),
-    (".layernorm_before.default", ".norm1"), (".layernorm_after.default", ".norm2"),
-    (".layernorm_before.joint", ".norm1"), (".layernorm_after.joint", ".norm2"),
-    (".layernorm_before.audio", ".norm1_a"), (".layernorm_after.audio", ".norm2_a"),
-    (".layernorm_before.visual", ".norm1_v"), (".layernorm_after.visual", ".norm2_v"),
+    (".audio_layernorm_before.", ".norm1_a."), (".audio_layernorm_after.", ".norm2_a."),
+    (".visual_layernorm_before.", ".norm1_v."), (".visual_layernorm_after.", ".norm2_v."),
+    (".layernorm_before.", ".norm1."), (".layernorm_after.", ".norm2."),
 ]
 
 
@@ -365,7 +364,7 @@ def test_missing_key(tmp_path):
     state_dict = torch.load(FIXTURES / "cavmae_finetune_original.pth", weights_only=True)
     del state_dict["module.blocks_u.0.norm1_a.weight"]
     torch.save(state_dict, tmp_path / "missing.pth")
-    _assert_fails(tmp_path, tmp_path / "missing.pth", r"missing key\(s\) cav_mae.shared_layers.0.layernorm_before.audio.weight",
+    _assert_fails(tmp_path, tmp_path / "missing.pth", r"missing key\(s\) cav_mae.shared_layers.0.audio_layernorm_before.weight",
                   FIXTURES / "config.json")
 
 

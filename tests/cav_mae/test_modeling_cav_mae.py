@@ -1,10 +1,13 @@
 """CAV-MAE models: the shared model test suite on tiny configs, plus CAV-MAE specific behaviour."""
 
 import random
+import shutil
 import unittest
+from pathlib import Path
 
 import pytest
 import torch
+from huggingface_hub.errors import StrictDataclassError
 
 import hf_av  # noqa: F401  (registers the Auto classes)
 from modeling.cav_mae import (
@@ -16,6 +19,7 @@ from modeling.cav_mae import (
 from modeling.cav_mae.modeling_cav_mae import contrastive_loss, random_masking, structure_audio_noise
 from tests.model_test_mixin import ModelTesterMixin
 
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "cav-mae"
 B_AUDIO_TOKENS, B_VISUAL_TOKENS = 16, 4  # tiny config: 32 frames x 128 mel -> 8 x 2 patches; 32 px -> 2 x 2
 
 
@@ -92,9 +96,9 @@ class CavMaeModelTest(ModelTesterMixin, unittest.TestCase):
 
     def params_without_grad(self, model_class):
         if model_class is CavMaeModel:  # the contrastive loss uses the modality streams only
-            return ("joint",)
+            return ("joint_layernorm", "shared_layers.0.layernorm_before", "shared_layers.0.layernorm_after")
         if model_class is CavMaeForAudioVisualClassification:  # multimodal mode uses the joint stream only
-            return (".audio.", ".visual.", "audio_layernorm", "visual_layernorm")
+            return ("audio_layernorm", "visual_layernorm")
         return ()
 
 
@@ -118,8 +122,21 @@ def test_config_defaults_are_released_scale_plus_plus():
      ("finetuning_mode", "both"), ("norm_pix_loss", "yes"), ("unimodal_loss_weight", -0.5)],
 )
 def test_invalid_config_values_name_the_field(field, value):
-    with pytest.raises(ValueError, match=field):
+    with pytest.raises(StrictDataclassError, match=field):
         CavMaeConfig(**{field: value})
+
+
+def test_config_saved_before_the_strict_dataclass_still_loads(tmp_path):
+    # config.json written by the hand-validated CavMaeConfig (hf_av main before the @strict dataclass)
+    folder = tmp_path / "old"
+    folder.mkdir()
+    shutil.copy(FIXTURES / "config_saved_before_strict_config.json", folder / "config.json")
+    config = CavMaeConfig.from_pretrained(folder)
+    assert config.finetuning_mode == "multimodal" and config.num_labels == 3
+    assert config.problem_type == "multi_label_classification" and config.trainable_position_embeddings is True
+    assert config.hidden_dropout_prob == 0 and config.num_audio_patches == 512
+    config.save_pretrained(tmp_path / "again")
+    assert CavMaeConfig.from_pretrained(tmp_path / "again").to_dict() == config.to_dict()
 
 
 def test_config_json_round_trip(tmp_path):
@@ -373,3 +390,147 @@ def test_mask_ratio_zero_gives_a_finite_loss():
     assert torch.isfinite(out.loss)
     assert out.loss_mae.item() == 0.0
     out.loss.backward()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Partial inputs: the model, not the caller, picks the mode
+# ---------------------------------------------------------------------------------------------------------------------
+def _with_distinct_layernorms(model):
+    """A fresh model has every LayerNorm at 1/0, which makes the joint and modality streams coincide."""
+    generator = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.LayerNorm):
+                module.weight.copy_(1 + 0.5 * torch.randn(module.weight.shape, generator=generator))
+                module.bias.copy_(0.5 * torch.randn(module.bias.shape, generator=generator))
+    return model.eval()
+
+
+@pytest.mark.parametrize("finetuning_mode, audio_mode, visual_mode", [
+    ("multimodal", "missingaudioonly", "missingvideoonly"),
+    (None, "audioonly", "videoonly"),
+    ("audioonly", "audioonly", "videoonly"),
+])
+def test_one_modality_mode_is_decided_by_the_config(finetuning_mode, audio_mode, visual_mode):
+    model = _with_distinct_layernorms(CavMaeForAudioVisualClassification(tiny_config(finetuning_mode=finetuning_mode)))
+    inputs = tiny_inputs(2, frames=2)
+    audio_only, visual_only = {"input_values": inputs["input_values"]}, {"pixel_values": inputs["pixel_values"]}
+    with torch.no_grad():
+        # a pipeline / training loop passes the processor's dict and nothing else; a user may name the mode
+        for model_inputs, mode in ((audio_only, audio_mode), (visual_only, visual_mode)):
+            pipeline_style = model(**model_inputs)
+            direct = model(**model_inputs, mode=mode)
+            torch.testing.assert_close(pipeline_style.logits, direct.logits, rtol=0, atol=0)
+        both = model(**inputs).logits
+    torch.testing.assert_close(both, model(**inputs, mode="multimodal").logits, rtol=0, atol=0)
+    assert model.resolve_mode(None, True, False) == audio_mode
+    assert model.resolve_mode(None, False, True) == visual_mode
+
+
+def test_missing_modality_mode_differs_from_the_unimodal_one():
+    # guards the test above against two modes that happen to compute the same thing
+    model = _with_distinct_layernorms(CavMaeForAudioVisualClassification(tiny_config()))
+    audio = tiny_inputs(2)["input_values"]
+    with torch.no_grad():
+        missing = model(input_values=audio, mode="missingaudioonly").logits
+        unimodal = model(input_values=audio, mode="audioonly").logits
+    assert not torch.allclose(missing, unimodal)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Output selection and Transformers accessors
+# ---------------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("model_class", [CavMaeModel, CavMaeForPreTraining, CavMaeForAudioVisualClassification])
+def test_output_hidden_states_selects_indices(model_class):
+    torch.manual_seed(0)
+    model = model_class(tiny_config()).eval()
+    inputs = tiny_inputs(2)
+    if model_class is CavMaeForPreTraining:
+        inputs.update(audio_noise=torch.rand(2, B_AUDIO_TOKENS), visual_noise=torch.rand(2, B_VISUAL_TOKENS))
+    with torch.no_grad():
+        everything = model(**inputs, output_hidden_states=True)
+        selected = model(**inputs, output_hidden_states=[0, -1])
+        single = model(**inputs, output_hidden_states=1)
+    names = [name for name in everything.keys() if name.endswith("hidden_states")]
+    assert names
+    for name in names:
+        full, chosen = everything[name], selected[name]
+        assert len(chosen) == len(full)
+        for index, (state, kept) in enumerate(zip(full, chosen)):
+            if index in (0, len(full) - 1):
+                torch.testing.assert_close(kept, state, rtol=0, atol=0)
+            else:
+                assert kept is None, f"{name}[{index}] was not selected"
+        assert [i for i, s in enumerate(single[name]) if s is not None] == [1]
+    torch.testing.assert_close(selected.loss if selected.loss is not None else selected[0],
+                               everything.loss if everything.loss is not None else everything[0])
+
+
+@pytest.mark.parametrize("bad", ["all", [0, "1"], 1.5, [True]])
+def test_output_hidden_states_rejects_other_values(bad):
+    model = CavMaeModel(tiny_config()).eval()
+    with pytest.raises(ValueError, match="output_hidden_states must be a bool, a layer index or a list"):
+        model(**tiny_inputs(1), output_hidden_states=bad)
+
+
+def test_get_image_features_is_the_visual_accessor():
+    model = CavMaeModel(tiny_config()).eval()
+    frames = tiny_inputs(2)["pixel_values"]
+    with torch.no_grad():
+        image = model.get_image_features(frames)
+        visual = model.get_visual_features(frames)
+    torch.testing.assert_close(image.pooler_output, visual.pooler_output, rtol=0, atol=0)
+    torch.testing.assert_close(image.last_hidden_state, visual.last_hidden_state, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("model_class", [CavMaeModel, CavMaeForPreTraining, CavMaeForAudioVisualClassification])
+def test_input_embeddings_get_and_set(model_class):
+    from modeling.common import PatchEmbeddings
+
+    model = model_class(tiny_config())
+    assert model.get_input_embeddings() is model.base_model.audio_embeddings.patch_embeddings
+    replacement = PatchEmbeddings(1, 32, 16)
+    model.set_input_embeddings(replacement)
+    assert model.get_input_embeddings() is replacement
+    assert model.base_model.audio_embeddings.patch_embeddings is replacement
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Folders saved before the shared layers got their own LayerNorm names still load
+# ---------------------------------------------------------------------------------------------------------------------
+def _to_named_norm_set_layout(key: str) -> str:
+    """A current key -> its name in the earlier layout (`layernorm_before.<set>.` inside every block)."""
+    import re
+
+    key = re.sub(r"\.(audio|visual)_layernorm_(before|after)\.", r".layernorm_\2.\1.", key)
+    if ".shared_layers." in key:
+        return re.sub(r"\.layernorm_(before|after)\.(weight|bias)$", r".layernorm_\1.joint.\2", key)
+    return re.sub(r"\.layernorm_(before|after)\.(weight|bias)$", r".layernorm_\1.default.\2", key)
+
+
+@pytest.mark.parametrize("model_class", [CavMaeForPreTraining, CavMaeForAudioVisualClassification])
+def test_folders_in_the_named_norm_set_layout_still_load(tmp_path, model_class):
+    from safetensors.torch import load_file, save_file
+
+    torch.manual_seed(0)
+    model = model_class(tiny_config(num_shared_layers=2)).eval()
+    model.save_pretrained(tmp_path / "old")
+    weights = load_file(tmp_path / "old" / "model.safetensors")
+    old_layout = {_to_named_norm_set_layout(key): tensor for key, tensor in weights.items()}
+    assert "cav_mae.shared_layers.1.layernorm_before.audio.weight" in old_layout
+    assert "cav_mae.audio_layers.0.layernorm_after.default.bias" in old_layout
+    save_file(old_layout, tmp_path / "old" / "model.safetensors", metadata={"format": "pt"})
+
+    loaded, info = model_class.from_pretrained(tmp_path / "old", output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"], info
+    for key, tensor in model.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[key], tensor, rtol=0, atol=0, msg=key)
+    inputs = tiny_inputs(2)
+    if model_class is CavMaeForPreTraining:
+        inputs.update(audio_noise=torch.rand(2, B_AUDIO_TOKENS), visual_noise=torch.rand(2, B_VISUAL_TOKENS))
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.eval()(**inputs).loss if "labels" in inputs else loaded(**inputs)[0],
+                                   model(**inputs)[0])
+    # saved again, it is written in the current layout
+    loaded.save_pretrained(tmp_path / "new")
+    assert set(load_file(tmp_path / "new" / "model.safetensors")) == set(weights)

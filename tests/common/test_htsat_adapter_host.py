@@ -3,7 +3,7 @@ weights unchanged, and its original-behaviour switches do what they say."""
 
 import pytest
 import torch
-from huggingface_hub.errors import StrictDataclassClassValidationError
+from modeling.common.configuration import InvalidConfigError
 from transformers import ClapAudioConfig, ClapAudioModel
 from transformers.models.clap.modeling_clap import ClapAudioEncoder
 
@@ -158,5 +158,5 @@ def test_drop_path_on_mlp_switch():
     ],
 )
 def test_invalid_configs_raise_clear_errors(overrides, message):
-    with pytest.raises(StrictDataclassClassValidationError, match=message):
+    with pytest.raises(InvalidConfigError, match=message):
         HtsatConfig(**dict(TINY, **overrides))

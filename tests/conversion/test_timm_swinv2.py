@@ -70,9 +70,57 @@ def test_qkv_split_and_bias_placement():
 
 
 def test_other_keys_and_configs_are_rejected():
-    with pytest.raises(CheckpointConversionError, match="neither mapped nor deliberately dropped: swin.layers.0.blocks.0.attn.qkv.bias"):
+    unknown = "neither mapped nor deliberately dropped: swin.layers.0.blocks.0.attn.qkv.bias"
+    with pytest.raises(CheckpointConversionError, match=unknown):
         timm_swinv2_key_map("swin.").convert({"swin.layers.0.blocks.0.attn.qkv.bias": torch.ones(3)})
     with pytest.raises(ValueError, match="ape=True"):
         swinv2_config_kwargs(ape=True)
     with pytest.raises(ValueError, match="unknown timm SwinTransformerV2 argument.*'frozen_stages'"):
         swinv2_config_kwargs(frozen_stages=2)
+
+
+def _timm_fixture(name):
+    """Tiny Swin-V2 backbones run by the original timm 0.6.7 code (see make_timm_swinv2_fixture.py there)."""
+    return torch.load(FIXTURES / f"timm067_swinv2_{name}.pt", weights_only=True)
+
+
+def _converted_model(fixture, **config_overrides):
+    config = Swinv2Config(**{**swinv2_config_kwargs(**fixture["timm_kwargs"]), **config_overrides})
+    model = Swinv2Model(config).eval()
+    converted, _ = timm_swinv2_key_map().convert(fixture["state_dict"], expected=model.state_dict())
+    model.load_state_dict(converted, strict=True)
+    return model
+
+
+@pytest.mark.parametrize("name", ["lavish_tiny", "pretrained_windows"])
+def test_mapped_weights_reproduce_timm_outputs(name):
+    fixture = _timm_fixture(name)
+    recorded = fixture["outputs"]
+    model = _converted_model(fixture)
+    pixel_values = fixture["pixel_values"]
+    with torch.no_grad():
+        outputs = model(pixel_values, output_hidden_states=True)
+        # Swinv2Model.forward does not pass this flag on; the encoder returns each stage before patch merging.
+        embeddings, dimensions = model.embeddings(pixel_values)
+        before_merging = model.encoder(
+            embeddings, dimensions, output_hidden_states=True, output_hidden_states_before_downsampling=True
+        ).hidden_states
+    torch.testing.assert_close(outputs.hidden_states[0], recorded["embeddings"], rtol=0, atol=1e-6)
+    for stage in range(4):
+        # Stage features reach |x| ~ 3; float32 differences of the two attention implementations stay below these.
+        torch.testing.assert_close(
+            before_merging[stage + 1], recorded[f"stage{stage}.before_downsample"], rtol=0, atol=3e-5
+        )
+        torch.testing.assert_close(
+            outputs.hidden_states[stage + 1], recorded[f"stage{stage}.after_downsample"], rtol=0, atol=1e-5
+        )
+    torch.testing.assert_close(outputs.last_hidden_state, recorded["final_norm"], rtol=0, atol=1e-5)
+
+
+def test_pretrained_window_sizes_are_a_needed_config_switch():
+    # With the pretrained window sizes dropped from the config the position bias differs: parity needs them.
+    fixture = _timm_fixture("pretrained_windows")
+    model = _converted_model(fixture, pretrained_window_sizes=[0, 0, 0, 0])
+    with torch.no_grad():
+        found = model(fixture["pixel_values"]).last_hidden_state
+    assert (found - fixture["outputs"]["final_norm"]).abs().max() > 1e-2

@@ -111,6 +111,8 @@ def test_unaccounted_duplicate_and_incomplete_keys_are_named():
         KeyMap([concat([r"(\d)\.q", r"(\d)\.k"], r"l.\1.in")]).convert(
             {"0.q": torch.ones(1), "0.k": torch.ones(1), "1.q": torch.ones(1)}
         )
+    with pytest.raises(CheckpointConversionError, match="'a' of dtype object is not numeric"):
+        KeyMap([rename("a", "x")]).convert({"a": np.array([b"text"], dtype=object)})
     with pytest.raises(CheckpointConversionError, match="not a tensor or array"):
         KeyMap([rename("a", "x")]).convert({"a": [1.0]})
     with pytest.raises(ValueError, match="needs a reason"):
@@ -139,6 +141,10 @@ def test_prefixes():
         {"swin.norm.weight": torch.ones(1), "swin.head.bias": torch.ones(1)}
     )
     assert list(converted) == ["visual.layernorm.weight"] and report.dropped == [("swin.head.bias", "unused")]
+    either = KeyMap([rename(r"a|(b)", "x")]).with_prefixes("p.", "q.")
+    assert list(either.convert({"p.b": torch.ones(1)})[0]) == ["q.x"]
+    with pytest.raises(CheckpointConversionError, match="neither mapped"):  # the prefix applies to both branches
+        either.convert({"b": torch.ones(1)})
     with pytest.raises(CheckpointConversionError, match="norm.weight"):  # the prefix is literal and required
         key_map.with_prefixes("swin.", "").convert({"norm.weight": torch.ones(1)})
 

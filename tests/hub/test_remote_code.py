@@ -151,3 +151,120 @@ def test_push_to_hub_uploads_weights_and_remote_code(tmp_path):
     uploaded = {p.name for p in (tmp_path / "hub").iterdir()}
     assert {"config.json", "model.safetensors", "processor_config.json", "modeling_cav_mae.py"} <= uploaded
     assert "auto_map" in json.loads((tmp_path / "hub" / "config.json").read_text())
+
+
+# --- processors as remote code ------------------------------------------------------------------------------------
+
+PROCESSOR_CHILD = textwrap.dedent(
+    """
+    import importlib.util, json, os, sys
+    sys.meta_path[:] = [f for f in sys.meta_path if "__editable__" not in repr(f) + getattr(f, "__module__", "")]
+    sys.path[:] = [p for p in sys.path if p and not any(os.path.isdir(os.path.join(p, n)) for n in ("hf_av", "modeling"))]
+    sys.path_importer_cache.clear()
+    hidden = [importlib.util.find_spec(n) is None for n in ("hf_av", "modeling")]
+    import torch
+    from transformers import AutoFeatureExtractor, AutoImageProcessor, AutoModelForAudioClassification, AutoProcessor
+    root, clip = sys.argv[1], sys.argv[2]
+    results, classes = {}, {}
+    model_folder = os.path.join(root, "model")
+    processor = AutoProcessor.from_pretrained(model_folder, trust_remote_code=True)
+    inputs = processor(videos=clip, return_tensors="pt")
+    model = AutoModelForAudioClassification.from_pretrained(model_folder, trust_remote_code=True).eval()
+    with torch.no_grad():
+        results["cav-mae/logits"] = model(**inputs).logits
+    results.update({f"cav-mae/{k}": v for k, v in inputs.items()})
+    classes["cav-mae"] = [type(processor).__module__, type(processor).__name__,
+                          type(AutoFeatureExtractor.from_pretrained(model_folder, trust_remote_code=True)).__name__,
+                          type(AutoImageProcessor.from_pretrained(model_folder, trust_remote_code=True)).__name__]
+    for family in ("lavish", "dg-sct", "vatt"):
+        processor = AutoProcessor.from_pretrained(os.path.join(root, family), trust_remote_code=True)
+        classes[family] = [type(processor).__module__, type(processor).__name__]
+        results.update({f"{family}/{k}": v for k, v in processor(videos=clip, return_tensors="pt").items()})
+    # a Hub user can re-save the remote-code processor and load it again
+    resaved = os.path.join(root, "resaved")
+    AutoProcessor.from_pretrained(model_folder, trust_remote_code=True).save_pretrained(resaved)
+    again = AutoProcessor.from_pretrained(resaved, trust_remote_code=True)(videos=clip, return_tensors="pt")
+    results.update({f"resaved/{k}": v for k, v in again.items()})
+    torch.save(results, os.path.join(root, "child_outputs.pt"))
+    print(json.dumps({
+        "hidden": hidden,
+        "loaded_hf_av": sorted(m for m in sys.modules if m.split(".")[0] in ("hf_av", "modeling")),
+        "classes": classes,
+    }))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def exported_processors(tmp_path_factory):
+    """A tiny CAV-MAE classifier with a processor sized for it (model + processor remote code), the other families'
+    default processors exported alone, a real H.264 + AAC clip, and what hf_av itself makes of that clip."""
+    from hf_av.hub.remote_code import export_processor_remote_code
+    from tests.pipelines._helpers import save_tiny_cav_mae, write_clip
+
+    root = tmp_path_factory.mktemp("remote-processors")
+    clip = write_clip(root / "clip.mp4", seconds=2.0)
+    folder = save_tiny_cav_mae(root / "model")
+    export_remote_code(folder)
+    processor = hf_av.CavMaeProcessor.from_pretrained(folder)
+    model = hf_av.CavMaeForAudioVisualClassification.from_pretrained(folder).eval()
+    inputs = processor(videos=str(clip), return_tensors="pt")
+    with torch.no_grad():
+        expected = {"cav-mae/logits": model(**inputs).logits}
+    expected.update({f"cav-mae/{k}": v for k, v in inputs.items()})
+    expected.update({f"resaved/{k}": v for k, v in inputs.items()})
+    for family, processor_class in (("lavish", hf_av.LavishProcessor), ("dg-sct", hf_av.DgSctProcessor),
+                                    ("vatt", hf_av.VattProcessor)):
+        processor_class().save_pretrained(root / family)
+        export_processor_remote_code(root / family)
+        outputs = processor_class()(videos=str(clip), return_tensors="pt")
+        expected.update({f"{family}/{k}": v for k, v in outputs.items()})
+    return root, clip, expected
+
+
+def test_exported_processor_files_are_flat_and_mapped(exported_processors):
+    root, _, _ = exported_processors
+    folder = root / "model"
+    local = {p.stem for p in folder.glob("*.py")}
+    assert {"processing_cav_mae", "processing_base", "features_kaldi", "media", "media_backends_pyav"} <= local
+    for path in folder.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                assert node.level == 1 and node.module in local, (path.name, node.module)
+            elif isinstance(node, ast.ImportFrom):
+                assert node.module.split(".")[0] not in ("hf_av", "modeling"), (path.name, node.module)
+    processor_config = json.loads((folder / "processor_config.json").read_text())
+    assert processor_config["auto_map"] == {"AutoProcessor": "processing_cav_mae.CavMaeProcessor"}
+    assert processor_config["feature_extractor"]["auto_map"] == {
+        "AutoFeatureExtractor": "processing_cav_mae.CavMaeFeatureExtractor"}
+    assert processor_config["image_processor"]["auto_map"] == {
+        "AutoImageProcessor": "processing_cav_mae.CavMaeImageProcessor"}
+    vatt = json.loads((root / "vatt" / "processor_config.json").read_text())
+    assert vatt["video_processor"]["auto_map"] == {"AutoVideoProcessor": "processing_vatt.VattVideoProcessor"}
+    assert json.loads((root / "vatt" / "tokenizer_config.json").read_text())["auto_map"] == {
+        "AutoTokenizer": ["processing_vatt.VattTokenizer", None]}
+
+
+def test_auto_processor_with_trust_remote_code_without_hf_av(exported_processors, tmp_path):
+    """File -> AutoProcessor(trust_remote_code=True) -> model, where hf_av cannot be imported: same tensors and
+    logits as hf_av itself (bit-identical preprocessing; logits within 1e-6)."""
+    root, clip, expected = exported_processors
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"),
+               TRANSFORMERS_VERBOSITY="error")
+    result = subprocess.run([sys.executable, "-I", "-c", PROCESSOR_CHILD, str(root), str(clip)], cwd=tmp_path,
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["hidden"] == [True, True]
+    assert report["loaded_hf_av"] == []
+    assert report["classes"]["cav-mae"][1:] == ["CavMaeProcessor", "CavMaeFeatureExtractor", "CavMaeImageProcessor"]
+    for family, (module, *_) in report["classes"].items():
+        assert module.startswith("transformers_modules."), (family, module)
+    outputs = torch.load(root / "child_outputs.pt", weights_only=True)
+    assert sorted(outputs) == sorted(expected)
+    for key, value in expected.items():
+        if key.endswith("logits"):
+            assert (outputs[key] - value).abs().max() <= 1e-6, key
+        else:
+            assert torch.equal(outputs[key], value), key

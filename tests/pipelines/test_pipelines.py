@@ -84,17 +84,64 @@ def test_classification_single_modalities(classifier, reference, media):
     assert len(audio_only) == len(video_only) == 5
     with pytest.raises(MediaDecodingError, match="no audio"):
         classifier(str(media["silent"]), modality="audio-visual")
-    # a multimodally fine-tuned model given audio only uses the original missing-video mode
+    # The pipeline passes inputs only: a multimodally fine-tuned model given audio only answers exactly as when it
+    # is called directly with those inputs (the model, not the pipeline, picks the missing-modality mode).
+    seen = []
+    hook = classifier.model.register_forward_pre_hook(lambda module, args, kwargs: seen.append(dict(kwargs)),
+                                                      with_kwargs=True)
     classifier.model.config.finetuning_mode = "multimodal"
+    model.config.finetuning_mode = "multimodal"
     try:
         missing = classifier(str(media["wav"]), top_k=5)
-        waveform = hf_av.media.load_audio(str(media["wav"]), 16000, "first")[0]
-        features = processor.feature_extractor([waveform], sampling_rate=16000, return_tensors="pt")
+        features = processor(videos=str(media["wav"]), modalities="audio", return_tensors="pt")
         with torch.no_grad():
-            expected = model(**features, mode="missingaudioonly").logits.softmax(-1)[0]
+            expected = model(**features).logits.softmax(-1)[0]
         np.testing.assert_allclose(sorted(r["score"] for r in missing), sorted(expected.tolist()), atol=1e-5)
     finally:
+        hook.remove()
         classifier.model.config.finetuning_mode = None
+        model.config.finetuning_mode = None
+    assert [sorted(kwargs) for kwargs in seen] == [["input_values"]]  # no mode chosen by the pipeline
+
+
+def test_pipelines_read_files_only_through_the_processor(classifier, media, monkeypatch):
+    """One path from a file to tensors: the family processor's (which also re-selects frames of damaged files)."""
+    import inspect
+
+    import hf_av.pipelines as pipelines_package
+
+    calls = []
+    original = CavMaeProcessor.__call__
+
+    def recording(self, *args, **kwargs):
+        calls.append(kwargs)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(CavMaeProcessor, "__call__", recording)
+    classifier(str(media["clip"]), top_k=1)
+    classifier(str(media["wav"]), top_k=1, modality="audio")
+    assert [(c["videos"], c["modalities"]) for c in calls] == [(str(media["clip"]), "available"),
+                                                               (str(media["wav"]), "audio")]
+    # the clip duration (event localisation's time axis) is container metadata, not a second decode
+    import io
+
+    assert abs(classifier.prepare_clip(str(media["clip"]), with_duration=True)["duration"] - 2.0) < 0.1
+    from_file_object = classifier.prepare_clip(io.BytesIO(media["clip"].read_bytes()), with_duration=True)
+    assert abs(from_file_object["duration"] - 2.0) < 0.1
+    for module in (pipelines_package.base, pipelines_package.audio_visual_classification,
+                   pipelines_package.audio_visual_retrieval, pipelines_package.audio_visual_event_localization,
+                   pipelines_package.audio_visual_feature_extraction):
+        source = inspect.getsource(module)
+        assert "decode_media" not in source and "_media_decode_kwargs" not in source, module.__name__
+
+
+def test_modality_vocabulary_and_deprecated_video(classifier, media):
+    visual = classifier(str(media["clip"]), top_k=5, modality="visual", frames="middle")
+    with pytest.warns(FutureWarning, match='"video" is deprecated'):
+        video = classifier(str(media["clip"]), top_k=5, modality="video", frames="middle")
+    assert visual == video
+    with pytest.warns(FutureWarning, match="mode= is deprecated"):
+        classifier(str(media["clip"]), top_k=1, mode="multimodal")
 
 
 def test_bad_inputs_raise_clear_errors(classifier, media, tmp_path):
@@ -132,13 +179,13 @@ def test_retrieval_ranks_by_joint_embeddings(pretraining_dir, media):
     # same numbers from the feature-extraction pipeline: audio of the query vs frames of the candidates
     extractor = pipeline("audio-visual-feature-extraction", model=retriever.model, processor=retriever.processor)
     query = extractor(str(media["clip"]), modality="audio")["audio_embeds"]
-    scores = [float(extractor(c, modality="video")["visual_embeds"] @ query) for c in candidates]
+    scores = [float(extractor(c, modality="visual")["visual_embeds"] @ query) for c in candidates]
     np.testing.assert_allclose([r["score"] for r in sorted(ranking, key=lambda r: r["index"])], scores, atol=1e-5)
     assert ranking[0]["candidate"] == candidates[int(np.argmax(scores))]
     # precomputed bank, several queries, video -> audio
     bank = retriever.embed_candidates(candidates[:2], "audio")
     results = retriever([str(media["clip"]), str(media["silent"])], candidate_embeddings=bank,
-                        candidate_names=["a", "b"], query_modality="video", top_k=1)
+                        candidate_names=["a", "b"], query_modality="visual", top_k=1)
     assert [len(r) for r in results] == [1, 1] and results[0][0]["candidate"] in ("a", "b")
     with pytest.raises(ValueError, match="exactly one"):
         retriever(str(media["clip"]))

@@ -1,8 +1,13 @@
-"""Invalid settings fail at construction, with the class and the field named (model config and preprocessing)."""
+"""Invalid settings fail at construction, with the class and the field named (model config and preprocessing).
+
+Model configs are `@strict` dataclasses, as in Transformers 5: they raise `StrictDataclassError` (types checked per
+field, ranges in `validate_architecture()`); preprocessing classes raise `ValueError`.
+"""
 
 from __future__ import annotations
 
 import pytest
+from huggingface_hub.errors import StrictDataclassError
 
 from hf_av import (
     CavMaeFeatureExtractor,
@@ -22,7 +27,7 @@ CONFIG_CASES = [
     ({"hidden_size": 0}, "hidden_size must be an integer >= 1"),
     ({"intermediate_size": -1}, "intermediate_size"),
     ({"num_modality_specific_layers": -1}, "num_modality_specific_layers must be an integer >= 0"),
-    ({"num_shared_layers": 1.5}, "num_shared_layers"),
+    ({"num_shared_layers": 1.5}, "field 'num_shared_layers'"),
     ({"decoder_num_hidden_layers": -2}, "decoder_num_hidden_layers"),
     ({"patch_size": 0}, "patch_size"),
     ({"image_size": 225}, "image_size .225. must be a multiple of patch_size"),
@@ -38,20 +43,29 @@ CONFIG_CASES = [
     ({"contrastive_temperature": 0.0}, "contrastive_temperature must be > 0"),
     ({"contrastive_loss_weight": -1.0}, "contrastive_loss_weight"),
     ({"hidden_size": 30, "num_attention_heads": 5, "intermediate_size": 60}, "hidden_size must be a multiple of 4"),
-    ({"norm_pix_loss": "yes"}, "norm_pix_loss must be a bool"),
-    ({"trainable_position_embeddings": 1}, "trainable_position_embeddings"),
+    ({"norm_pix_loss": "yes"}, "Field 'norm_pix_loss' expected bool"),
+    ({"trainable_position_embeddings": 1}, "field 'trainable_position_embeddings'"),
+    ({"hidden_size": "768"}, "Field 'hidden_size' expected int"),
+    ({"audio_mask_ratio": "0.75"}, "audio_mask_ratio"),
 ]
 
 
 @pytest.mark.parametrize("kwargs, match", CONFIG_CASES, ids=[next(iter(c[0])) + str(i) for i, c in enumerate(CONFIG_CASES)])
 def test_cav_mae_config_refuses(kwargs, match):
-    with pytest.raises(ValueError, match=f"CavMaeConfig.*{match}|{match}"):
+    with pytest.raises(StrictDataclassError, match=f"CavMaeConfig.*{match}|{match}"):
+        CavMaeConfig(**kwargs)
+
+
+@pytest.mark.parametrize("kwargs", [{"hidden_size": 0}, {"norm_pix_loss": "yes"}])
+def test_cav_mae_config_errors_are_value_errors_too(kwargs):
+    # hf_av configs raised ValueError before they became @strict dataclasses; callers catching it keep working.
+    with pytest.raises(ValueError, match="CavMaeConfig|norm_pix_loss"):
         CavMaeConfig(**kwargs)
 
 
 def test_cav_mae_config_refuses_on_load_too(tmp_path):
     CavMaeConfig().save_pretrained(tmp_path)
-    with pytest.raises(ValueError, match="num_attention_heads"):
+    with pytest.raises(StrictDataclassError, match="num_attention_heads"):
         CavMaeConfig.from_pretrained(tmp_path, num_attention_heads=7)
 
 

@@ -334,6 +334,38 @@ def _validate_indices(indices, source_name: str) -> list[int]:
     return values
 
 
+@dataclass
+class _DecodePlan:
+    """What `PyAVBackend.decode` settled before demuxing (see `PyAVBackend._plan`)."""
+
+    origin: Fraction  # media start: times are seconds from here
+    vstream: Any = None  # the video stream to decode (None: not asked for, or the file has none)
+    astream: Any = None  # the audio stream to decode
+    scan: _PacketScan | None = None  # packet-only pass over the video stream, when one was made
+    video_stream_index: int | None = None  # index of the file's video stream (even when video is not decoded)
+    needs_scan: bool = False  # a callable frame selection needs the exact count: scan, then plan again
+    video_info: VideoStreamInfo | None = None  # the sequence the frame selection sees
+    requested: list[int] | None = None  # frame indices in the order asked for (None: every frame)
+    wanted: set[int] | None = None  # the same as a set
+    window: tuple[Fraction | None, Fraction | None] = (None, None)  # requested [start, end) in seconds
+    rate: Fraction | float | None = None  # output frame rate (None: native frames)
+    native_fps: Fraction | None = None
+
+
+@dataclass
+class _AssembledVideo:
+    """The decoded video part of a `DecodedMedia` (all None when video was not decoded)."""
+
+    frames: np.ndarray | None = None
+    indices: np.ndarray | None = None
+    timestamps: np.ndarray | None = None
+    source_indices: np.ndarray | None = None
+    count: int | None = None
+    fps: Fraction | float | None = None
+    width: int | None = None
+    height: int | None = None
+
+
 class PyAVBackend(MediaBackend):
     name = "pyav"
 
@@ -442,21 +474,18 @@ class PyAVBackend(MediaBackend):
         )
 
     # -- decode ----------------------------------------------------------------------------------------
+    # One call: plan (streams, window, frame count, which frames) -> set up the stream states -> demux once ->
+    # detect truncation -> assemble the frames and the audio -> DecodedMedia. Each step is a method below.
     def decode(self, source: MediaSource, request: DecodeRequest) -> DecodedMedia:
         container = self._open(source)
         try:
             plan = self._plan(container, source, request)
-            if plan["needs_scan"]:
+            if plan.needs_scan:
                 if source.reopenable:
                     container.close()
-                    scan_container = self._open(source)
-                    try:
-                        scan_stream = plan["vstream_index_ref"](scan_container)
-                        plan["scan"] = _scan_video_packets(scan_container, scan_stream, plan["origin"])
-                    finally:
-                        scan_container.close()
+                    scan = self._scan_packets(source, plan)
                     container = self._open(source)
-                    plan = self._plan(container, source, request, scan=plan["scan"])
+                    plan = self._plan(container, source, request, scan=scan)
                 else:  # pragma: no cover - as_media_source buffers non-seekable inputs
                     plan = self._plan(container, source, request, scan=None, allow_scan=False)
             return self._decode_open(container, source, request, plan)
@@ -467,7 +496,18 @@ class PyAVBackend(MediaBackend):
         finally:
             container.close()
 
-    def _plan(self, container, source, req: DecodeRequest, scan: _PacketScan | None = None, allow_scan: bool = True):
+    def _scan_packets(self, source: MediaSource, plan: _DecodePlan) -> _PacketScan:
+        """A packet-only pass over the video stream, on a container of its own (exact frame counts)."""
+        scan_container = self._open(source)
+        try:
+            return _scan_video_packets(scan_container, scan_container.streams[plan.video_stream_index], plan.origin)
+        finally:
+            scan_container.close()
+
+    # -- step 1: the plan ------------------------------------------------------------------------------
+    def _plan(
+        self, container, source, req: DecodeRequest, scan: _PacketScan | None = None, allow_scan: bool = True
+    ) -> _DecodePlan:
         origin = _origin(container)
         vstream, astream = _pick_streams(container)
         name = source.name
@@ -476,31 +516,47 @@ class PyAVBackend(MediaBackend):
             raise MediaDecodingError(f"{name}: no video stream, but require_video=True ({found})")
         if req.require_audio and astream is None:
             raise MediaDecodingError(f"{name}: no audio stream, but require_audio=True ({found})")
-        plan: dict[str, Any] = {
-            "origin": origin,
-            "vstream": vstream if req.video else None,
-            "astream": astream if req.audio else None,
-            "needs_scan": False,
-            "scan": scan,
-            "video_info": None,
-            "wanted": None,
-            "requested": None,
-        }
-        if vstream is not None:
-            index = vstream.index
-            plan["vstream_index_ref"] = lambda c: c.streams[index]
+        plan = _DecodePlan(
+            origin=origin,
+            vstream=vstream if req.video else None,
+            astream=astream if req.audio else None,
+            scan=scan,
+            video_stream_index=vstream.index if vstream is not None else None,
+        )
         if not req.video or vstream is None:
             return plan
 
         fps = _native_fps(vstream)
-        start = Fraction(req.start_time).limit_denominator(10**9) if req.start_time is not None else None
-        end = Fraction(req.end_time).limit_denominator(10**9) if req.end_time is not None else None
+        start, end = _window(req)
         rate = req.frame_rate
-        vinfo = self._video_info(container, vstream, origin, count_packets=False)
-        stream_start = _stream_start(vstream, origin) or Fraction(0)
-        stream_dur = _stream_duration(vstream)
-        meta_end = _stream_end(vstream, origin)
+        count, exact = self._count_video_frames(container, vstream, origin, req, scan)
+        selection = req.frame_indices
+        if callable(selection):
+            if count is None and scan is None and allow_scan:
+                plan.needs_scan = True
+                return plan
+            if count is None:  # estimate from metadata
+                dur = _stream_duration(vstream) or _container_duration(container)
+                seq_fps = rate or fps
+                if dur is not None and seq_fps:
+                    lo = start or Fraction(0)
+                    hi = min(end, dur) if end is not None else dur
+                    count, exact = max(0, int(round((hi - lo) * seq_fps))), False
+        plan.video_info = self._sequence_info(container, vstream, origin, rate or fps, count, exact)
+        plan.requested = self._requested_indices(selection, plan.video_info, name)
+        if plan.requested is not None:
+            plan.wanted = set(plan.requested)
+        plan.window = (start, end)
+        plan.rate = rate
+        plan.native_fps = fps
+        return plan
 
+    @staticmethod
+    def _count_video_frames(container, vstream, origin, req: DecodeRequest, scan: _PacketScan | None):
+        """Frames of the output sequence in the window, from the index or the packet scan: (count, exact).
+        `count` is None when neither tells (a callable selection then needs a scan or an estimate)."""
+        start, end = _window(req)
+        rate = req.frame_rate
         count, exact = None, False
         if rate is None:
             if start is None and end is None and vstream.frames and vstream.frames > 0:
@@ -508,39 +564,34 @@ class PyAVBackend(MediaBackend):
             elif scan is not None:
                 times = [t for t in scan.times if (start is None or t >= start) and (end is None or t < end)]
                 count, exact = len(times), scan.complete
-        else:
-            total = None
-            if req.frame_rate_mode == "fps_filter":
-                if scan is not None and scan.end is not None:
-                    total = count_output_frames("fps_filter", rate, scan.times, scan.durations, scan.end)
-                    exact = scan.complete
-                elif meta_end is not None:
-                    total, exact = count_output_frames("fps_filter", rate, [stream_start], [None], meta_end), True
-            elif scan is not None and scan.end is not None:
-                total = count_output_frames(
-                    "cli_rate", rate, scan.times, scan.durations, scan.end,
-                    input_fps=_frac(vstream.guessed_rate) or fps, single_stream_input=len(container.streams) == 1,
-                )
+            return count, exact
+        total = None
+        if req.frame_rate_mode == "fps_filter":
+            if scan is not None and scan.end is not None:
+                total = count_output_frames("fps_filter", rate, scan.times, scan.durations, scan.end)
                 exact = scan.complete
-            if total is not None:
-                lo = max(0, _ceil(start * rate)) if start is not None else 0
-                hi = min(total, _ceil(end * rate)) if end is not None else total
-                count = max(0, hi - lo)
+            else:
+                meta_end = _stream_end(vstream, origin)
+                if meta_end is not None:
+                    stream_start = _stream_start(vstream, origin) or Fraction(0)
+                    total, exact = count_output_frames("fps_filter", rate, [stream_start], [None], meta_end), True
+        elif scan is not None and scan.end is not None:
+            total = count_output_frames(
+                "cli_rate", rate, scan.times, scan.durations, scan.end,
+                input_fps=_frac(vstream.guessed_rate) or _native_fps(vstream),
+                single_stream_input=len(container.streams) == 1,
+            )
+            exact = scan.complete
+        if total is not None:
+            lo = max(0, _ceil(start * rate)) if start is not None else 0
+            hi = min(total, _ceil(end * rate)) if end is not None else total
+            count = max(0, hi - lo)
+        return count, exact
 
-        selection = req.frame_indices
-        if callable(selection):
-            if count is None and scan is None and allow_scan:
-                plan["needs_scan"] = True
-                return plan
-            if count is None:  # estimate from metadata
-                dur = stream_dur or _container_duration(container)
-                seq_fps = rate or fps
-                if dur is not None and seq_fps:
-                    lo = start or Fraction(0)
-                    hi = min(end, dur) if end is not None else dur
-                    count, exact = max(0, int(round((hi - lo) * seq_fps))), False
-        seq_fps = rate or fps
-        plan["video_info"] = VideoStreamInfo(
+    def _sequence_info(self, container, vstream, origin, seq_fps, count, exact) -> VideoStreamInfo:
+        """The stream as the frame selection sees it: the (possibly resampled) sequence in the window."""
+        vinfo = self._video_info(container, vstream, origin, count_packets=False)
+        return VideoStreamInfo(
             num_frames=count,
             fps=float(seq_fps) if seq_fps else None,
             width=vinfo.width,
@@ -552,8 +603,11 @@ class PyAVBackend(MediaBackend):
             native_num_frames=vinfo.native_num_frames,
             num_frames_exact=exact,
         )
+
+    @staticmethod
+    def _requested_indices(selection, info: VideoStreamInfo, name: str) -> list[int] | None:
+        """The frame indices asked for (a callable is called on `info`), validated; None means every frame."""
         if callable(selection):
-            info = plan["video_info"]
             try:
                 chosen = selection(info)
             except MediaDecodingError:
@@ -562,50 +616,92 @@ class PyAVBackend(MediaBackend):
                 raise MediaDecodingError(
                     f"{name}: the frame_indices callable failed on {info} ({_describe(exc)})"
                 ) from exc
-            plan["requested"] = _validate_indices(chosen, name)
-        elif selection is not None:
-            plan["requested"] = _validate_indices(selection, name)
-        if plan["requested"] is not None:
-            plan["wanted"] = set(plan["requested"])
-        plan["window"] = (start, end)
-        plan["rate"] = rate
-        plan["native_fps"] = fps
-        return plan
+            return _validate_indices(chosen, name)
+        if selection is not None:
+            return _validate_indices(selection, name)
+        return None
 
-    def _decode_open(self, container, source: MediaSource, req: DecodeRequest, plan) -> DecodedMedia:
+    # -- steps 2-6: decode with a plan -----------------------------------------------------------------
+    def _decode_open(self, container, source: MediaSource, req: DecodeRequest, plan: _DecodePlan) -> DecodedMedia:
         name = source.name
-        origin = plan["origin"]
-        vstream, astream = plan["vstream"], plan["astream"]
+        start, end = _window(req)
         problems: list[str] = []
-        start, end = (Fraction(req.start_time).limit_denominator(10**9) if req.start_time is not None else None,
-                      Fraction(req.end_time).limit_denominator(10**9) if req.end_time is not None else None)
+        vstate = self._start_video(container, req, plan)
+        astate = self._start_audio(req, plan, name)
+        demux_error, video_packets = self._demux(container, plan, vstate, astate, problems)
+        truncated = self._check_truncation(plan, vstate, astate, req, demux_error, video_packets, problems)
+        video = self._assemble_video(container, req, plan, vstate, truncated, problems, name)
+        audio, sr, audio_start = self._assemble_audio(req, astate, problems, name)
 
-        vstate: _VideoState | None = None
-        if vstream is not None:
-            vstream.thread_type = "AUTO"
-            rate = plan["rate"]
-            mapper = None
-            if rate is not None:
-                mapper = make_rate_mapper(
-                    req.frame_rate_mode, rate,
-                    input_fps=_frac(vstream.guessed_rate) or plan["native_fps"],
-                    single_stream_input=len(container.streams) == 1,
+        asked_no_frames = plan.requested is not None and len(plan.requested) == 0
+        got_video = video.frames is not None and (video.frames.shape[0] > 0 or asked_no_frames)
+        got_audio = audio is not None
+        if (vstate is not None or astate is not None) and not got_video and not got_audio:
+            if truncated:
+                raise MediaDecodingError(
+                    f"{name}: nothing could be decoded; the file looks truncated or corrupt ({'; '.join(problems)})"
                 )
-            info = plan["video_info"]
-            vstate = _VideoState(
-                stream=vstream, origin=origin, native_fps=plan["native_fps"], rate=rate, mapper=mapper,
-                start=start, end=end, wanted=plan["wanted"],
-                seq_count=info.num_frames if info else None, seq_count_exact=bool(info and info.num_frames_exact),
+            raise MediaDecodingError(f"{name}: no usable media data{_tail(problems)}")
+        if truncated or problems:
+            text = f"{name}: decoded only in part, the file looks truncated or corrupt: " + "; ".join(problems)
+            if not truncated:
+                text = f"{name}: " + "; ".join(problems)
+            warnings.warn(text, MediaDecodingWarning, stacklevel=4)
+
+        duration = self._total_duration(container, plan, audio, sr)
+        return DecodedMedia(
+            frames=video.frames,
+            frame_indices=video.indices,
+            frame_timestamps=video.timestamps,
+            video_fps=float(video.fps) if video.fps else None,
+            num_video_frames=video.count,
+            audio=audio,
+            sampling_rate=sr,
+            duration=float(duration) if duration is not None else None,
+            source=name,
+            source_frame_indices=video.source_indices,
+            audio_start_time=float(audio_start) if audio_start is not None else None,
+            width=video.width,
+            height=video.height,
+            warnings=problems,
+        )
+
+    @staticmethod
+    def _start_video(container, req: DecodeRequest, plan: _DecodePlan) -> _VideoState | None:
+        vstream = plan.vstream
+        if vstream is None:
+            return None
+        start, end = _window(req)
+        vstream.thread_type = "AUTO"
+        mapper = None
+        if plan.rate is not None:
+            mapper = make_rate_mapper(
+                req.frame_rate_mode, plan.rate,
+                input_fps=_frac(vstream.guessed_rate) or plan.native_fps,
+                single_stream_input=len(container.streams) == 1,
             )
-            if vstate.wanted is not None and not vstate.wanted:
-                vstate.done = True
+        info = plan.video_info
+        vstate = _VideoState(
+            stream=vstream, origin=plan.origin, native_fps=plan.native_fps, rate=plan.rate, mapper=mapper,
+            start=start, end=end, wanted=plan.wanted,
+            seq_count=info.num_frames if info else None, seq_count_exact=bool(info and info.num_frames_exact),
+        )
+        if vstate.wanted is not None and not vstate.wanted:
+            vstate.done = True
+        return vstate
 
-        astate: _AudioState | None = None
-        if astream is not None:
-            astream.thread_type = "AUTO"
-            astate = _AudioState(astream, origin, req, name)
+    @staticmethod
+    def _start_audio(req: DecodeRequest, plan: _DecodePlan, name: str) -> _AudioState | None:
+        if plan.astream is None:
+            return None
+        plan.astream.thread_type = "AUTO"
+        return _AudioState(plan.astream, plan.origin, req, name)
 
-        streams = [s for s in (vstream if vstate and not vstate.done else None, astream) if s is not None]
+    @staticmethod
+    def _demux(container, plan: _DecodePlan, vstate, astate, problems: list[str]) -> tuple[str | None, int]:
+        """One pass over the container feeding both decoders; stops once neither needs more packets.
+        Returns (why reading stopped early or None, non-empty video packets seen)."""
+        streams = [s for s in (plan.vstream if vstate and not vstate.done else None, plan.astream) if s is not None]
         demux_error: str | None = None
         video_packets = 0
         if streams:
@@ -647,8 +743,15 @@ class PyAVBackend(MediaBackend):
             vstate.finish()
         if astate is not None:
             astate.finish(problems)
+        return demux_error, video_packets
 
-        # Truncation: the demuxer stopped, or the index promised more frames/samples than were there.
+    @staticmethod
+    def _check_truncation(
+        plan: _DecodePlan, vstate, astate, req: DecodeRequest, demux_error, video_packets: int, problems: list[str]
+    ) -> bool:
+        """Truncation: the demuxer stopped, or the index promised more frames/samples than were there."""
+        start, end = _window(req)
+        vstream = plan.vstream
         truncated = demux_error is not None
         if demux_error:
             problems.append(demux_error)
@@ -659,7 +762,7 @@ class PyAVBackend(MediaBackend):
                 problems.append(
                     f"video stream index lists {vstream.frames} frames but only {video_packets} packets were found"
                 )
-            expected_end = _stream_end(vstream, origin)
+            expected_end = _stream_end(vstream, plan.origin)
             step = vstate.last_duration or (1 / vstate.native_fps if vstate.native_fps else Fraction(0))
             decoded_end = vstate.last_time + step
             if expected_end is not None and decoded_end < expected_end - _tolerance(expected_end):
@@ -677,115 +780,107 @@ class PyAVBackend(MediaBackend):
                     f"audio stream should last until {float(expected_end):.3f} s "
                     f"but data ends at {float(astate.decoded_end):.3f} s"
                 )
+        return truncated
 
-        # ---- assemble video ----------------------------------------------------------------------
-        frames = indices_out = times_out = src_out = None
-        seq_count = None
-        width = height = None
-        seq_fps = None
-        if vstate is not None:
-            width = vstate.width or vstream.codec_context.width or None
-            height = vstate.height or vstream.codec_context.height or None
-            seq_fps = plan["rate"] or plan["native_fps"]
-            if vstate.finished_stream:
-                seq_count = vstate.produced
-            elif vstate.seq_count is not None:
-                seq_count = vstate.seq_count
-            else:
-                seq_count = self._estimate_count(vstream, plan, container)
-            requested = plan["requested"]
-            if requested is None:
-                order = sorted(vstate.kept)
-            else:
-                missing = [j for j in requested if j not in vstate.kept]
-                if missing:
-                    what = "frame_rate-resampled" if plan["rate"] is not None else "native"
-                    msg = (f"frame indices {sorted(set(missing))[:8]} not available: the {what} frame sequence"
-                           f"{' in the requested window' if (start is not None or end is not None) else ''} has "
-                           f"{vstate.produced if vstate.finished_stream else seq_count} frames")
-                    if truncated or problems:
-                        problems.append(msg)
-                    else:
-                        raise MediaDecodingError(f"{name}: {msg}")
-                order = [j for j in requested if j in vstate.kept]
-            if order:
-                frames = np.stack([vstate.converted[vstate.kept[j][0]] for j in order])
-            else:
-                frames = np.zeros((0, height or 0, width or 0, 3), dtype=np.uint8)
-            indices_out = np.asarray(order, dtype=np.int64)
-            times_out = np.asarray([float(vstate.kept[j][1]) for j in order], dtype=np.float64)
-            src_out = np.asarray([vstate.kept[j][0] for j in order], dtype=np.int64)
-            if req.require_video and len(order) == 0 and (requested is None or len(requested) > 0):
-                raise MediaDecodingError(
-                    f"{name}: no video frame could be decoded (require_video=True){_tail(problems)}"
-                )
-
-        # ---- assemble audio ----------------------------------------------------------------------
-        audio = audio_start = None
-        sr = None
-        if astate is not None:
-            audio, sr, audio_start = astate.result()
-            if audio is None or audio.shape[-1] == 0:
-                msg = f"{name}: audio stream decoded to zero samples"
-                if start is not None or end is not None:
-                    msg += f" in the window [{req.start_time}, {req.end_time})"
-                if req.require_audio:
-                    raise MediaDecodingError(msg + _tail(problems))
-                problems.append(msg.split(": ", 1)[1])
-                audio = None
-
-        asked_no_frames = plan.get("requested") is not None and len(plan["requested"]) == 0
-        got_video = frames is not None and (frames.shape[0] > 0 or asked_no_frames)
-        got_audio = audio is not None
-        if (vstate is not None or astate is not None) and not got_video and not got_audio:
-            if truncated:
-                raise MediaDecodingError(
-                    f"{name}: nothing could be decoded; the file looks truncated or corrupt ({'; '.join(problems)})"
-                )
-            raise MediaDecodingError(f"{name}: no usable media data{_tail(problems)}")
-        if truncated or problems:
-            text = f"{name}: decoded only in part, the file looks truncated or corrupt: " + "; ".join(problems)
-            if not truncated:
-                text = f"{name}: " + "; ".join(problems)
-            warnings.warn(text, MediaDecodingWarning, stacklevel=4)
-
-        duration = _media_duration(container, origin)
-        if duration is None:
-            parts = [x for x in (_stream_duration(vstream) if vstream is not None else None,
-                                 _stream_duration(astream) if astream is not None else None) if x is not None]
-            duration = max(parts) if parts else None
-        if duration is None and audio is not None and sr:
-            duration = Fraction(audio.shape[-1], sr)
-        return DecodedMedia(
+    def _assemble_video(
+        self, container, req: DecodeRequest, plan: _DecodePlan, vstate, truncated: bool, problems: list[str], name: str
+    ) -> _AssembledVideo:
+        """The kept frames in the requested order, with their indices and times; missing requested indices are a
+        problem on a damaged file and an error on a sound one."""
+        if vstate is None:
+            return _AssembledVideo()
+        start, end = _window(req)
+        vstream = plan.vstream
+        width = vstate.width or vstream.codec_context.width or None
+        height = vstate.height or vstream.codec_context.height or None
+        seq_fps = plan.rate or plan.native_fps
+        if vstate.finished_stream:
+            seq_count = vstate.produced
+        elif vstate.seq_count is not None:
+            seq_count = vstate.seq_count
+        else:
+            seq_count = self._estimate_count(vstream, plan, container)
+        requested = plan.requested
+        if requested is None:
+            order = sorted(vstate.kept)
+        else:
+            missing = [j for j in requested if j not in vstate.kept]
+            if missing:
+                what = "frame_rate-resampled" if plan.rate is not None else "native"
+                msg = (f"frame indices {sorted(set(missing))[:8]} not available: the {what} frame sequence"
+                       f"{' in the requested window' if (start is not None or end is not None) else ''} has "
+                       f"{vstate.produced if vstate.finished_stream else seq_count} frames")
+                if truncated or problems:
+                    problems.append(msg)
+                else:
+                    raise MediaDecodingError(f"{name}: {msg}")
+            order = [j for j in requested if j in vstate.kept]
+        if order:
+            frames = np.stack([vstate.converted[vstate.kept[j][0]] for j in order])
+        else:
+            frames = np.zeros((0, height or 0, width or 0, 3), dtype=np.uint8)
+        if req.require_video and len(order) == 0 and (requested is None or len(requested) > 0):
+            raise MediaDecodingError(
+                f"{name}: no video frame could be decoded (require_video=True){_tail(problems)}"
+            )
+        return _AssembledVideo(
             frames=frames,
-            frame_indices=indices_out,
-            frame_timestamps=times_out,
-            video_fps=float(seq_fps) if seq_fps else None,
-            num_video_frames=seq_count,
-            audio=audio,
-            sampling_rate=sr,
-            duration=float(duration) if duration is not None else None,
-            source=name,
-            source_frame_indices=src_out,
-            audio_start_time=float(audio_start) if audio_start is not None else None,
+            indices=np.asarray(order, dtype=np.int64),
+            timestamps=np.asarray([float(vstate.kept[j][1]) for j in order], dtype=np.float64),
+            source_indices=np.asarray([vstate.kept[j][0] for j in order], dtype=np.int64),
+            count=seq_count,
+            fps=seq_fps,
             width=width,
             height=height,
-            warnings=problems,
         )
 
     @staticmethod
-    def _estimate_count(vstream, plan, container) -> int | None:
-        info = plan.get("video_info")
+    def _assemble_audio(req: DecodeRequest, astate, problems: list[str], name: str):
+        """(samples, sampling rate, start time); no samples is an error with `require_audio`, a problem otherwise."""
+        if astate is None:
+            return None, None, None
+        audio, sr, audio_start = astate.result()
+        if audio is None or audio.shape[-1] == 0:
+            msg = f"{name}: audio stream decoded to zero samples"
+            if req.start_time is not None or req.end_time is not None:
+                msg += f" in the window [{req.start_time}, {req.end_time})"
+            if req.require_audio:
+                raise MediaDecodingError(msg + _tail(problems))
+            problems.append(msg.split(": ", 1)[1])
+            audio = None
+        return audio, sr, audio_start
+
+    @staticmethod
+    def _total_duration(container, plan: _DecodePlan, audio, sr) -> Fraction | None:
+        duration = _media_duration(container, plan.origin)
+        if duration is None:
+            parts = [x for x in (_stream_duration(plan.vstream) if plan.vstream is not None else None,
+                                 _stream_duration(plan.astream) if plan.astream is not None else None) if x is not None]
+            duration = max(parts) if parts else None
+        if duration is None and audio is not None and sr:
+            duration = Fraction(audio.shape[-1], sr)
+        return duration
+
+    @staticmethod
+    def _estimate_count(vstream, plan: _DecodePlan, container) -> int | None:
+        info = plan.video_info
         if info is not None and info.num_frames is not None:
             return info.num_frames
-        seq_fps = plan.get("rate") or plan.get("native_fps")
+        seq_fps = plan.rate or plan.native_fps
         dur = _stream_duration(vstream) or _container_duration(container)
         if dur is None or not seq_fps:
             return None
-        start, end = plan.get("window", (None, None))
+        start, end = plan.window
         lo = start or Fraction(0)
         hi = min(end, dur) if end is not None else dur
         return max(0, int(round((hi - lo) * seq_fps)))
+
+
+def _window(req: DecodeRequest) -> tuple[Fraction | None, Fraction | None]:
+    """The requested [start, end) in seconds as exact fractions (None: open)."""
+    start = Fraction(req.start_time).limit_denominator(10**9) if req.start_time is not None else None
+    end = Fraction(req.end_time).limit_denominator(10**9) if req.end_time is not None else None
+    return start, end
 
 
 def _tolerance(expected_end: Fraction) -> Fraction:
