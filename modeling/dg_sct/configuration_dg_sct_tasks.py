@@ -4,8 +4,7 @@ task head's settings added and the original task's DG-SCT module flags as defaul
 
 from __future__ import annotations
 
-from huggingface_hub.dataclasses import strict
-
+from ..common.configuration import strict_config
 from .configuration_dg_sct import DgSctConfig
 
 __all__ = [
@@ -36,7 +35,7 @@ def _check_probability(config, names):
             raise ValueError(f"{type(config).__name__}.{name} must be in [0, 1), got {getattr(config, name)}.")
 
 
-@strict
+@strict_config
 class DgSctQuestionAnsweringConfig(DgSctConfig):
     r"""
     Configuration of `DgSctForAudioVisualQuestionAnswering` (the original `AVQA/net_grd_avst/net_avst.py`
@@ -105,7 +104,7 @@ class DgSctQuestionAnsweringConfig(DgSctConfig):
 GROUP_ASSIGNMENTS = ("soft", "hard")
 
 
-@strict
+@strict_config
 class DgSctVideoParsingConfig(DgSctConfig):
     r"""
     Configuration of `DgSctForAudioVisualVideoParsing` (the original `AVVP/nets/mgn.py` `MGN_Net`: weakly supervised
@@ -185,7 +184,7 @@ class DgSctVideoParsingConfig(DgSctConfig):
             raise ValueError("DgSctVideoParsingConfig: the grouping MLP ratios must give widths >= 1.")
 
 
-@strict
+@strict_config
 class DgSctSegmentationConfig(DgSctConfig):
     r"""
     Configuration of `DgSctForAudioVisualSegmentation` (the original `AVS/avs_scripts/avs_s4/model/PVT_AVSModel.py`

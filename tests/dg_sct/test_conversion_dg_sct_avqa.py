@@ -101,7 +101,7 @@ def test_question_json_must_match_the_checkpoint(tmp_path):
     samples = [{"question_content": "Is the <Object> playing?", "templ_values": "['piano']", "anser": "yes"}]
     question_json = tmp_path / "avqa-train.json"
     question_json.write_text(json.dumps(samples))
-    with pytest.raises(CheckpointConversionError, match="gives 4 question words and 1 answers; the checkpoint has 93 and 42"):
+    with pytest.raises(CheckpointConversionError, match="gives 5 question words and 1 answers; the checkpoint has 93 and 42"):
         convert_dg_sct_task_checkpoint(
             "avqa", FIXTURES / "avqa_tiny_state_dict.pth", tmp_path / "out", FIXTURES / "config.json",
             question_json=question_json,

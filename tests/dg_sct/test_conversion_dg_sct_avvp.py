@@ -133,5 +133,5 @@ def test_script_converts_with_task_and_the_folder_reloads(tmp_path, converted, s
         "pixel_values": io["visual"][:1],
         "clip_features": io["visual_st"][:1],
     }
-    with torch.no_grad():
-        assert torch.equal(reloaded(**inputs).global_probs, model(**inputs).global_probs)
+    with torch.no_grad():  # 1e-6: MKL kernels depend on the tensors' memory alignment
+        assert _max_diff(reloaded(**inputs).global_probs, model(**inputs).global_probs) <= 1e-6
