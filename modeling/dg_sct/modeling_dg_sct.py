@@ -8,6 +8,7 @@ DG-SCT modules sit beside their blocks exactly where the original puts them. Tas
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -140,7 +141,17 @@ class DgSctCrossModalModule(nn.Module):
         self.gate = nn.Parameter(torch.zeros(1)) if gated else None
         self.latent_tokens = nn.Parameter(torch.zeros(config.num_latent_tokens, width))
         self.latent_gate = nn.Parameter(torch.zeros(1))
-        self.token_projection = nn.Linear(other_num_tokens, num_tokens)
+        self.gate_before_layer_norm = config.gate_before_layer_norm
+        if config.guide_resampling == "linear":
+            self.token_projection = nn.Linear(other_num_tokens, num_tokens)
+        else:  # "bicubic": square token grids resized (the AVS-S4 copy)
+            self.token_projection = None
+            self.grid_sizes = (math.isqrt(other_num_tokens), math.isqrt(num_tokens))
+            if self.grid_sizes[0] ** 2 != other_num_tokens or self.grid_sizes[1] ** 2 != num_tokens:
+                raise ValueError(
+                    "guide_resampling='bicubic' needs square token grids, got "
+                    f"{other_num_tokens} and {num_tokens} tokens."
+                )
         self.channel_projection = nn.Linear(other_width, width)
         self.channel_guide_proj = nn.Linear(width, width)
         self.channel_self_proj = nn.Linear(width, width)
@@ -159,8 +170,15 @@ class DgSctCrossModalModule(nn.Module):
 
     def forward(self, hidden_states: torch.Tensor, guide_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # 1. the other modality on the own grid: mix its tokens, then its channels.
-        guide = self.token_projection(guide_states.transpose(1, 2)).transpose(1, 2)
-        guide = self.channel_projection(guide)  # [B', N, C]
+        if self.token_projection is not None:
+            guide = self.token_projection(guide_states.transpose(1, 2)).transpose(1, 2)
+            guide = self.channel_projection(guide)  # [B', N, C]
+        else:
+            guide = self.channel_projection(guide_states)
+            other_side, side = self.grid_sizes
+            grid = guide.reshape(guide.shape[0], other_side, other_side, -1).permute(0, 3, 1, 2)
+            grid = F.interpolate(grid, size=(side, side), mode="bicubic", align_corners=False)
+            guide = grid.flatten(2).transpose(1, 2)
 
         # 2. latent-token exchange (no scaling, as the original).
         latent = self.latent_tokens.unsqueeze(0).expand(hidden_states.shape[0], -1, -1)
@@ -196,9 +214,11 @@ class DgSctCrossModalModule(nn.Module):
         if self.up_batch_norm is not None:
             output = self.up_batch_norm(output)
         output = output.squeeze(-1).transpose(1, 2)
+        if self.gate is not None and self.gate_before_layer_norm:
+            output = self.gate * output
         if self.layernorm_after is not None:
             output = self.layernorm_after(output)
-        if self.gate is not None:
+        if self.gate is not None and not self.gate_before_layer_norm:
             output = self.gate * output
         return output, attention_map
 
