@@ -135,3 +135,29 @@ def test_script_converts_with_task_and_the_folder_reloads(tmp_path, converted, s
     }
     with torch.no_grad():  # 1e-6: MKL kernels depend on the tensors' memory alignment
         assert _max_diff(reloaded(**inputs).global_probs, model(**inputs).global_probs) <= 1e-6
+
+
+def test_family_converter_dispatches_the_task_and_auto_classes_load_it(tmp_path, converted, state_dict, io):
+    """`hf-av convert --model dg-sct --original-model avvp` (the registry's converter) -> AutoConfig / AutoModel /
+    AutoProcessor load the folder as the AVVP head."""
+    import hf_av  # noqa: F401  (Auto registration)
+    from transformers import AutoConfig, AutoModel, AutoProcessor
+
+    from hf_av.conversion.dg_sct import convert_dg_sct_checkpoint
+    from modeling.dg_sct import DgSctForAudioVisualVideoParsing, DgSctVideoParsingConfig
+
+    output_dir = convert_dg_sct_checkpoint(
+        FIXTURES / "avvp_tiny_state_dict.pth", tmp_path / "avvp", FIXTURES / "config.json", original_model="avvp"
+    )
+    assert isinstance(AutoConfig.from_pretrained(output_dir), DgSctVideoParsingConfig)
+    reloaded = AutoModel.from_pretrained(output_dir).eval()
+    assert isinstance(reloaded, DgSctForAudioVisualVideoParsing)
+    assert AutoProcessor.from_pretrained(output_dir) is not None
+    model, _ = converted
+    inputs = {
+        "input_values": original_log_mel(io["audio"][:1], state_dict),
+        "pixel_values": io["visual"][:1],
+        "clip_features": io["visual_st"][:1],
+    }
+    with torch.no_grad():
+        assert _max_diff(reloaded(**inputs).global_probs, model(**inputs).global_probs) <= 1e-6

@@ -15,6 +15,7 @@ from modeling.dg_sct import (
     DgSctSegmentationConfig,
     DgSctVideoParsingConfig,
 )
+import hf_av  # noqa: F401  (registers the task configs and heads with the Auto classes)
 from tests.model_test_mixin import ModelTesterMixin
 
 SEGMENTS = 3
@@ -87,10 +88,17 @@ class DgSctTaskTesterMixin(ModelTesterMixin):
     shape per entry (the shared tests assume one shape per field)."""
 
     def test_auto_classes(self):
-        self.skipTest(
-            "the task configs' Auto registration belongs to the family registry row (hf_av/families.py, lead); "
-            "AutoModel would map them to DgSctModel whose config_class is DgSctConfig"
-        )
+        # a task config's AutoModel is its head (the base DgSctModel belongs to the plain DG-SCT config)
+        import tempfile
+
+        from transformers import AutoConfig, AutoModel
+
+        config = self.get_config()
+        head_class = self.all_model_classes[-1]
+        with tempfile.TemporaryDirectory() as tmp:
+            self._model(head_class, config).save_pretrained(tmp)
+            self.assertEqual(type(AutoConfig.from_pretrained(tmp)), type(config))
+            self.assertIsInstance(AutoModel.from_pretrained(tmp), head_class)
 
     def test_eager_matches_sdpa(self):
         self.skipTest(
