@@ -56,6 +56,7 @@ def _check_modeling_package() -> None:
 _check_modeling_package()
 
 from .errors import CheckpointConversionError, HfAvError, MediaDecodingError  # noqa: E402
+from modeling.common.configuration import InvalidConfigError  # noqa: E402
 from .families import FAMILIES, get_family  # noqa: E402
 
 # --- media (decoding) ---

@@ -125,7 +125,8 @@ def cmd_convert(args) -> int:
             f"choose one of {', '.join(converter.original_kinds)}"
         )
     convert = converter.load()
-    _existing_file(args.checkpoint, "checkpoint")
+    if not os.path.isfile(args.checkpoint + ".index"):  # a TF2 checkpoint is a prefix (PATH/ckpt-N), not a file
+        _existing_file(args.checkpoint, "checkpoint")
     if args.original_config:
         _existing_file(args.original_config, "config file")
     output = convert(args.checkpoint, args.output_dir, args.original_config, args.original_model)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 # Auto classes hf_av defines itself (`hf_av.auto`); every other Auto class name is looked up in `transformers`.
@@ -257,7 +257,186 @@ CAV_MAE = ModelFamily(
     processor_for_config="hf_av.training.tasks.cav_mae_processor_for_config",
 )
 
-FAMILIES: Mapping[str, ModelFamily] = MappingProxyType({row.model_type: row for row in (CAV_MAE,)})
+VATT = ModelFamily(
+    model_type="vatt",
+    name="VATT",
+    config="modeling.vatt.VattConfig",
+    models={
+        "AutoModel": "modeling.vatt.VattModel",
+        "AutoModelForPreTraining": "modeling.vatt.VattForPreTraining",
+        "AutoModelForVideoClassification": "modeling.vatt.VattForVideoClassification",
+        "AutoModelForAudioClassification": "modeling.vatt.VattForAudioClassification",
+    },
+    feature_extractor="hf_av.processing.vatt.VattFeatureExtractor",
+    video_processor="hf_av.processing.vatt.VattVideoProcessor",
+    tokenizer="hf_av.processing.vatt.VattTokenizer",
+    processor="hf_av.processing.vatt.VattProcessor",
+    converter=ConverterSpec(
+        function="hf_av.conversion.vatt.convert_vatt_checkpoint",
+        original_kinds=("tx_fac", "ut_fac", "video_cls", "audio_cls"),
+        checkpoint_format="TF2 object checkpoint (PATH/ckpt-N; TensorFlow not needed)",
+        script="conversion_scripts/convert_vatt_tf_to_hf.py",
+    ),
+    card=CardFacts(
+        paper_title="VATT: Transformers for Multimodal Self-Supervised Learning from Raw Video, Audio and Text",
+        authors_venue="Akbari et al., NeurIPS 2021",
+        paper="https://arxiv.org/abs/2104.11178",
+        original_repository="https://github.com/google-research/google-research/tree/master/vatt",
+        license="apache-2.0",
+        license_text=(
+            "The original code is part of google-research/google-research, released under the Apache License 2.0 "
+            "(https://github.com/google-research/google-research/blob/master/LICENSE)."
+        ),
+        citation=(
+            "@inproceedings{akbari2021vatt,\n  title={{VATT}: Transformers for Multimodal Self-Supervised Learning "
+            "from Raw Video, Audio and Text},\n  author={Akbari, Hassan and Yuan, Liangzhe and Qian, Rui and "
+            "Chuang, Wei-Hong and Chang, Shih-Fu and Cui, Yin and Gong, Boqing},\n  booktitle={NeurIPS},\n"
+            "  year={2021}\n}"
+        ),
+        tags=("audio-visual", "vatt", "video", "contrastive-learning"),
+        paper_results=PaperTable(
+            title="Released fine-tuned checkpoints (original README: top-1 accuracy; AudioSet mAP)",
+            columns=("dataset", "ViT-B (BBS)", "ViT-M (MBS)", "ViT-L (LBS)", "ViT-M (MA-Medium)"),
+            rows=(
+                ("Kinetics-400", 79.6, 81.1, 82.1, 79.9),
+                ("Kinetics-600", 80.5, 82.4, 83.6, 80.8),
+                ("Moments in Time", 38.7, 39.5, 41.1, 37.8),
+                ("AudioSet mAP (WaT-B from BBS / WaT-M from MA-Medium)", 39.4, "", "", 39.3),
+            ),
+        ),
+        card_builder="hf_av.conversion.vatt.vatt_model_card",
+    ),
+    tasks={"pretraining": "VattForPreTraining"},
+    processor_for_config="hf_av.conversion.vatt.processor_for_config",
+)
+
+LAVISH = ModelFamily(
+    model_type="lavish",
+    name="LAVisH",
+    config="modeling.lavish.LavishConfig",
+    models={
+        "AutoModel": "modeling.lavish.LavishModel",
+        "AutoModelForAudioVisualEventLocalization": "modeling.lavish.LavishForAudioVisualEventLocalization",
+    },
+    feature_extractor="hf_av.processing.lavish.LavishFeatureExtractor",
+    image_processor="hf_av.processing.lavish.LavishImageProcessor",
+    processor="hf_av.processing.lavish.LavishProcessor",
+    converter=ConverterSpec(
+        function="hf_av.conversion.lavish.convert_lavish_checkpoint",
+        original_kinds=("ave",),
+        checkpoint_format="PyTorch .pth (MMIL_Net state dict)",
+        script="conversion_scripts/convert_lavish_original_to_hf.py",
+    ),
+    card=CardFacts(
+        paper_title="Vision Transformers are Parameter-Efficient Audio-Visual Learners",
+        authors_venue="Lin et al., CVPR 2023",
+        paper="https://arxiv.org/abs/2212.07983",
+        original_repository="https://github.com/GenjiB/LAVISH",
+        license="mit",
+        license_text=(
+            "The original code is released under the MIT licence (badge of https://github.com/GenjiB/LAVISH); the "
+            "authors released no trained weights. The frozen Swin-V2 backbone's weights keep their own licence."
+        ),
+        citation=(
+            "@InProceedings{LAVISH_CVPR2023,\n  author = {Lin, Yan-Bo and Sung, Yi-Lin and Lei, Jie and Bansal, "
+            "Mohit and Bertasius, Gedas},\n  title = {Vision Transformers are Parameter-Efficient Audio-Visual "
+            "Learners},\n  booktitle = {Proceedings of the IEEE/CVF Conference on Computer Vision and Pattern "
+            "Recognition},\n  year = {2023}\n}"
+        ),
+        tags=("audio-visual", "lavish", "event-localization", "ave", "adapters"),
+        paper_results=PaperTable(
+            title="Paper result (AVE, Swin-V2-L backbone, ~10.1M trainable parameters)",
+            columns=("task", "accuracy"),
+            rows=(("AVE event localisation", 81.1),),
+        ),
+        card_builder="hf_av.conversion.lavish.lavish_model_card",
+    ),
+    tasks={"event-localization": "LavishForAudioVisualEventLocalization"},
+    processor_for_config="hf_av.conversion.lavish.lavish_processor_for_config",
+)
+
+DG_SCT = ModelFamily(
+    model_type="dg-sct",
+    name="DG-SCT",
+    config="modeling.dg_sct.DgSctConfig",
+    models={
+        "AutoModel": "modeling.dg_sct.DgSctModel",
+        "AutoModelForAudioVisualEventLocalization": "modeling.dg_sct.DgSctForAudioVisualEventLocalization",
+    },
+    feature_extractor="hf_av.processing.dg_sct.DgSctFeatureExtractor",
+    image_processor="hf_av.processing.dg_sct.DgSctImageProcessor",
+    processor="hf_av.processing.dg_sct.DgSctProcessor",
+    converter=ConverterSpec(
+        function="hf_av.conversion.dg_sct.convert_dg_sct_checkpoint",
+        original_kinds=("ave", "avvp", "avqa", "avs"),
+        checkpoint_format="PyTorch .pt (the task model's state dict; AVQA's with DataParallel's module. prefix)",
+        script="conversion_scripts/convert_dg_sct_original_to_hf.py",
+    ),
+    card=CardFacts(
+        paper_title="Cross-modal Prompts: Adapting Large Pre-trained Models for Audio-Visual Downstream Tasks",
+        authors_venue="Duan et al., NeurIPS 2023",
+        paper="https://arxiv.org/abs/2311.05152",
+        original_repository="https://github.com/haoyi-duan/DG-SCT",
+        license="unknown",
+        license_text=(
+            "The original repository (https://github.com/haoyi-duan/DG-SCT) states no licence for its code or "
+            "weights; the frozen backbones come from Swin-V2 (timm, MIT) and HTS-AT (MIT). Check with the authors "
+            "before redistributing converted weights."
+        ),
+        citation=(
+            "@inproceedings{duan2023cross,\n  title={Cross-modal Prompts: Adapting Large Pre-trained Models for "
+            "Audio-Visual Downstream Tasks},\n  author={Duan, Haoyi and Xia, Yan and Zhou, Mingze and Tang, Li and "
+            "Zhu, Jieming and Zhao, Zhou},\n  booktitle={NeurIPS},\n  year={2023}\n}"
+        ),
+        tags=("audio-visual", "dg-sct", "event-localization", "ave"),
+        paper_results=PaperTable(
+            title="Paper results (DG-SCT, Swin-V2-L + HTS-AT)",
+            columns=("task", "metric", "value"),
+            rows=(
+                ("AVE event localisation", "accuracy", 82.2),
+                ("AVVP (LLP) segment-level event", "F-score", 57.0),
+                ("AVS S4", "mIoU", 80.9),
+                ("MUSIC-AVQA", "average accuracy", 74.8),
+            ),
+        ),
+        card_builder="hf_av.conversion.dg_sct.dg_sct_model_card",
+    ),
+    tasks={"event-localization": "DgSctForAudioVisualEventLocalization"},
+    processor_for_config="hf_av.conversion.dg_sct.processor_for_config",
+)
+
+
+
+
+def _dg_sct_task_row(suffix: str, head: str, processor: str, task: str | None = None) -> ModelFamily:
+    """A DG-SCT downstream-task variant: same encoders, card and converter script as DG-SCT, its own config
+    (`model_type` "dg-sct-<suffix>") and head, so folders of every task load with the Auto classes."""
+    config_class = {"avvp": "DgSctVideoParsingConfig", "avqa": "DgSctQuestionAnsweringConfig",
+                    "avs": "DgSctSegmentationConfig"}[suffix]
+    return replace(
+        DG_SCT,
+        model_type=f"dg-sct-{suffix}",
+        name=f"DG-SCT ({suffix.upper()})",
+        config=f"modeling.dg_sct.{config_class}",
+        models={"AutoModel": f"modeling.dg_sct.{head}"},
+        processor=processor,
+        converter=None,  # the DG-SCT row's converter takes --original-model avvp|avqa|avs
+        tasks={task: head} if task else {},
+        processor_for_config=None,
+    )
+
+
+DG_SCT_AVVP = _dg_sct_task_row("avvp", "DgSctForAudioVisualVideoParsing", "hf_av.processing.dg_sct.DgSctProcessor")
+DG_SCT_AVQA = _dg_sct_task_row(
+    "avqa", "DgSctForAudioVisualQuestionAnswering", "hf_av.processing.dg_sct_tasks.DgSctQuestionAnsweringProcessor"
+)
+DG_SCT_AVS = _dg_sct_task_row(
+    "avs", "DgSctForAudioVisualSegmentation", "hf_av.processing.dg_sct_tasks.DgSctSegmentationProcessor"
+)
+
+FAMILIES: Mapping[str, ModelFamily] = MappingProxyType(
+    {row.model_type: row for row in (CAV_MAE, VATT, LAVISH, DG_SCT, DG_SCT_AVVP, DG_SCT_AVQA, DG_SCT_AVS)}
+)
 
 
 def get_family(model_type: str) -> ModelFamily:

@@ -223,7 +223,8 @@ def test_register_family_takes_every_kind_of_class():
 def test_training_from_scratch_accepts_only_registered_families():
     from hf_av.training import AudioVisualJobArguments
 
-    with pytest.raises(ValueError, match="unknown model type 'vatt'; hf_av knows: cav-mae"):
-        AudioVisualJobArguments(task="pretraining", train_manifest="m.csv", model_type="vatt")
+    with pytest.raises(ValueError, match="unknown model type 'no-such-family'; hf_av knows: cav-mae"):
+        AudioVisualJobArguments(task="pretraining", train_manifest="m.csv", model_type="no-such-family")
     # a model folder brings its own config, so --model_type is not consulted
-    AudioVisualJobArguments(task="pretraining", train_manifest="m.csv", model_type="vatt", model_name_or_path="d")
+    AudioVisualJobArguments(task="pretraining", train_manifest="m.csv", model_type="no-such-family",
+                            model_name_or_path="d")

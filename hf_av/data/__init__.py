@@ -12,7 +12,8 @@ freshly built stream (same arguments) continue with the next sample, neither los
 (``accelerate``'s ``use_stateful_dataloader=True``), which collects it from them, or re-iterate
 deterministically (streams are deterministic given ``seed`` and epoch).
 
-AV-Digits (``hf_av.data.av_digits.build_av_digits``) generates the embedded real benchmark.
+AV-Digits (``hf_av.data.av_digits.build_av_digits``) generates the embedded real benchmark, and
+AV-Digits-Events (``hf_av.data.av_digits_events.build_av_digits_events``) its event-localisation variant.
 """
 
 from .augment import AudioVisualAugmentation
@@ -40,6 +41,7 @@ __all__ = [
     "TooManyDecodingErrors",
     "VIDEO_EXTENSIONS",
     "build_av_digits",
+    "build_av_digits_events",
     "collator_for_model",
     "read_error_report",
     "read_manifest",
@@ -58,4 +60,8 @@ def __getattr__(name):  # AV-Digits on first use, so `python -m hf_av.data.av_di
         from . import av_digits
 
         return getattr(av_digits, name)
+    if name == "build_av_digits_events":
+        from . import av_digits_events
+
+        return av_digits_events.build_av_digits_events
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -318,6 +318,19 @@ def _word_cache_path(src: Path, voice: Voice, digit: int) -> Path:
     return src / "words" / f"{safe}_{digit}.npy"
 
 
+def _spoken_word(src: Path, voice: Voice, digit: int, pitch: Optional[int], sample_rate: int) -> np.ndarray:
+    """The digit's word in ``voice``, silence trimmed: synthesised at ``pitch`` (espeak-ng), else the cached word
+    of a fixed-pitch engine (prepared by :func:`_prepare_word`)."""
+    if voice.engine == "espeak-ng":
+        return _trim_silence(synthesize(voice, DIGIT_WORDS[digit], pitch=pitch, sample_rate=sample_rate))
+    return np.load(_word_cache_path(src, voice, digit))
+
+
+def _place_word(speech: np.ndarray, word: np.ndarray, onset: int, gain_db: float) -> None:
+    """Write ``word`` into ``speech`` at ``onset``, peak-normalised to 0.7 and attenuated by ``gain_db``."""
+    speech[onset: onset + word.size] = word / (np.abs(word).max() + 1e-9) * 0.7 * 10 ** (gain_db / 20)
+
+
 def _prepare_word(args) -> str:
     """Pool task: synthesise and cache one (voice, digit) word of a fixed-pitch engine (flite, festival)."""
     src, voice, digit = args
@@ -418,7 +431,9 @@ def _render_frames(img: np.ndarray, rng: np.random.Generator, size: int, num_fra
 
 
 def _mix_babble(speech: np.ndarray, active: slice, babble: List[np.ndarray], snr_db: float,
-                rng: np.random.Generator) -> np.ndarray:
+                rng: np.random.Generator, reference_power: Optional[float] = None) -> np.ndarray:
+    """``speech`` plus three random babble excerpts scaled to ``snr_db`` below the speech power over ``active``
+    (or below ``reference_power`` when given, for babble over a stretch without speech)."""
     n = speech.size
     noise = np.zeros(n, dtype=np.float32)
     for lang in rng.choice(len(babble), size=3, replace=False):
@@ -427,7 +442,10 @@ def _mix_babble(speech: np.ndarray, active: slice, babble: List[np.ndarray], snr
             track = np.tile(track, n // track.size + 2)
         start = int(rng.integers(0, track.size - n))
         noise += track[start: start + n] * float(rng.uniform(0.6, 1.0))
-    p_speech = float(np.mean(speech[active] ** 2)) + 1e-12
+    if reference_power is not None:
+        p_speech = float(reference_power)
+    else:
+        p_speech = float(np.mean(speech[active] ** 2)) + 1e-12
     p_noise = float(np.mean(noise[active] ** 2)) + 1e-12
     return speech + noise * np.sqrt(p_speech / (p_noise * 10 ** (snr_db / 10)))
 
@@ -484,12 +502,8 @@ def _make_clip(spec: Dict) -> Dict:
     num_frames = int(round(duration * fps))
     n_samples = int(round(duration * sr))
 
-    pitch = None
-    if voice.engine == "espeak-ng":
-        pitch = int(rng.integers(25, 76))
-        word = _trim_silence(synthesize(voice, DIGIT_WORDS[label], pitch=pitch, sample_rate=sr))
-    else:
-        word = np.load(_word_cache_path(src, voice, label))
+    pitch = int(rng.integers(25, 76)) if voice.engine == "espeak-ng" else None
+    word = _spoken_word(src, voice, label, pitch, sr)
     tempo = float(rng.uniform(0.92, 1.08))  # resampling changes tempo and pitch together
     word = resample(word, sr * tempo, sr)
     max_len = n_samples - sr // 10
@@ -498,7 +512,7 @@ def _make_clip(spec: Dict) -> Dict:
     onset = int(rng.integers(sr // 20, max(sr // 20 + 1, n_samples - word.size - sr // 20)))
     gain_db = float(rng.uniform(-6.0, 0.0))
     speech = np.zeros(n_samples, dtype=np.float32)
-    speech[onset: onset + word.size] = word / (np.abs(word).max() + 1e-9) * 0.7 * 10 ** (gain_db / 20)
+    _place_word(speech, word, onset, gain_db)
 
     degradation, snr_db, mode = None, None, ""
     if spec["noisy"]:
@@ -536,13 +550,19 @@ def _tool_versions(engines: Sequence[str]) -> Dict[str, str]:
     return versions
 
 
+def _rotating_voice(voices: Sequence[Voice], index: int, key: List[int], salt: int = 404) -> Voice:
+    """The voice of clip ``index``: every round of ``len(voices)`` clips uses each voice once, in a fresh order
+    drawn from ``key + [round, salt]`` (so the voice is independent of what the clip shows)."""
+    order = np.random.default_rng(list(key) + [index // len(voices), salt]).permutation(len(voices))
+    return voices[int(order[index % len(voices)])]
+
+
 def _clip_specs(split: str, num: int, seed: int, voices: List[Voice], image_pools: List[np.ndarray],
                 params: Dict, out_dir: Path, offset: int = 0) -> List[Dict]:
     """Clips ``offset .. offset + num - 1`` of the split's seeded sequence (file names keep their sequence index)."""
     code = {"train": 0, "test": 1}[split]
     rng = np.random.default_rng([seed, code, 202])
     perms = [rng.permutation(pool) for pool in image_pools]
-    voice_orders: Dict[int, np.ndarray] = {}
     specs = []
     for i in range(offset, offset + num):
         label = i % 10
@@ -551,11 +571,7 @@ def _clip_specs(split: str, num: int, seed: int, voices: List[Voice], image_pool
         if k >= len(pool):  # more clips than images of this class: reuse images in a new order
             pool = np.random.default_rng([seed, code, label, k // len(pool)]).permutation(image_pools[label])
         mnist_index = int(pool[k % len(pool)])
-        # every round of len(voices) clips uses each voice once, in a fresh order (voice independent of label)
-        r = i // len(voices)
-        if r not in voice_orders:
-            voice_orders[r] = np.random.default_rng([seed, code, r, 404]).permutation(len(voices))
-        voice = voices[int(voice_orders[r][i % len(voices)])]
+        voice = _rotating_voice(voices, i, [seed, code])
         specs.append(dict(params, split=split, label=label, mnist_index=mnist_index, voice=asdict(voice),
                           relpath=f"{split}/{split}_{i:05d}_{DIGIT_WORDS[label]}.mp4",
                           rng_key=[seed, code, i, 303], out_dir=str(out_dir)))
@@ -564,6 +580,106 @@ def _clip_specs(split: str, num: int, seed: int, voices: List[Voice], image_pool
 
 _FIELDS = ("path", "label", "label_name", "split", "mnist_index", "engine", "voice", "voice_identity", "pitch",
            "tempo", "onset_s", "gain_db", "degradation", "snr_db", "occlusion", "blur", "pixel_noise")
+
+
+# ------------------------------------------------------------------------------------------ builds
+# Shared by the AV-Digits builders (this one and hf_av.data.av_digits_events): a build folder named by the
+# parameters' hash, generated in a partial folder by a process pool and renamed once complete.
+
+
+def _build_folder(root: Path, prefix: str, version: str, params: Dict) -> Tuple[Path, str, Dict[str, str]]:
+    """``<root>/<prefix>-v<version>-<hash of params>``, the hash, and the folder's train/test manifest paths."""
+    key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
+    out_dir = root / f"{prefix}-v{version}-{key}"
+    return out_dir, key, {"train": str(out_dir / "train.csv"), "test": str(out_dir / "test.csv")}
+
+
+def _is_finished(out_dir: Path, manifests: Dict[str, str]) -> bool:
+    return (out_dir / "info.json").exists() and all(os.path.exists(p) for p in manifests.values())
+
+
+def _partial_folder(out_dir: Path) -> Path:
+    """An empty folder of this process beside ``out_dir`` to generate into."""
+    work = out_dir.with_name(out_dir.name + f".partial-{os.getpid()}")
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    return work
+
+
+def _generate(src: Path, word_tasks: List, make_clip, specs: List[Dict], workers: int, with_babble: bool,
+              progress: bool, desc: str) -> List[Dict]:
+    """Cache the fixed-pitch words (``word_tasks``), then run ``make_clip`` on every spec; rows in spec order.
+
+    ``make_clip`` is a module-level function (pool task) reading :data:`_WORKER_STATE`; ``with_babble`` loads the
+    babble tracks into it.
+    """
+    rows: List[Dict] = []
+    _make_pool = None
+    if workers and workers > 1:
+        import multiprocessing as mp
+
+        method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+        _make_pool = lambda: mp.get_context(method).Pool(workers, initializer=_worker_init,  # noqa: E731
+                                                         initargs=(str(src), with_babble))
+    if with_babble:
+        _babble_bank(src)  # once, before the workers read it
+    bar = None
+    if progress:
+        try:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(word_tasks) + len(specs), desc=desc, unit="clip")
+        except ImportError:  # pragma: no cover
+            bar = None
+    try:
+        if _make_pool is not None:
+            with _make_pool() as pool:
+                for _ in pool.imap_unordered(_prepare_word, word_tasks):
+                    bar and bar.update(1)
+                for row in pool.imap(make_clip, specs, chunksize=4):
+                    rows.append(row)
+                    bar and bar.update(1)
+        else:
+            _worker_init(str(src), with_babble)
+            for task in word_tasks:
+                _prepare_word(task)
+                bar and bar.update(1)
+            for spec in specs:
+                rows.append(make_clip(spec))
+                bar and bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    return rows
+
+
+def _fixed_word_tasks(src: Path, voiced_digits) -> List[Tuple[str, Voice, int]]:
+    """:func:`_prepare_word` tasks for the distinct ``(voice as dict, digit)`` pairs of fixed-pitch engines."""
+    fixed = sorted({(v["engine"], v["name"], v["variant"], v["speed"], int(d))
+                    for v, d in voiced_digits if v["engine"] != "espeak-ng"})
+    return [(str(src), Voice(e, n, va, sp), d) for e, n, va, sp, d in fixed]
+
+
+def _write_manifests(work: Path, rows: List[Dict], fields: Sequence[str]) -> None:
+    for split in ("train", "test"):
+        with open(work / f"{split}.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(r for r in rows if r["split"] == split)
+
+
+def _clip_bytes(work: Path) -> int:
+    return sum(p.stat().st_size for p in work.rglob("*.mp4"))
+
+
+def _publish(work: Path, out_dir: Path, info: Dict) -> None:
+    """Write ``info.json`` (it marks a finished build) and move the partial folder into place."""
+    (work / "info.json").write_text(json.dumps(info, indent=2))
+    if out_dir.exists():  # another process finished first; keep its copy
+        shutil.rmtree(work)
+    else:
+        os.replace(work, out_dir)
 
 
 def build_av_digits(
@@ -609,10 +725,8 @@ def build_av_digits(
               "mnist": MNIST_PACKAGE, "noisy_profile": NOISY_PROFILE if noisy else None}
     if train_offset:  # absent at 0, so caches built before the option keep their hash
         params["train_offset"] = int(train_offset)
-    key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
-    out_dir = root / f"av_digits-v{AV_DIGITS_VERSION}-{key}"
-    manifests = {"train": str(out_dir / "train.csv"), "test": str(out_dir / "test.csv")}
-    if (out_dir / "info.json").exists() and all(os.path.exists(p) for p in manifests.values()):
+    out_dir, key, manifests = _build_folder(root, "av_digits", AV_DIGITS_VERSION, params)
+    if _is_finished(out_dir, manifests):
         return manifests
 
     start = time.perf_counter()
@@ -621,63 +735,17 @@ def build_av_digits(
     digits = load_mnist(root)
     pools = image_split(digits)
     voices = split_voices(voice_bank(engines), seed)
-    work = out_dir.with_name(out_dir.name + f".partial-{os.getpid()}")
-    if work.exists():
-        shutil.rmtree(work)
-    work.mkdir(parents=True)
+    work = _partial_folder(out_dir)
     clip_params = {"size": params["size"], "fps": params["fps"], "duration": params["duration"],
                    "sample_rate": params["sample_rate"], "noisy": params["noisy"]}
     specs = (_clip_specs("train", num_train, seed, voices["train"], pools["train"], clip_params, work, train_offset)
              + _clip_specs("test", num_test, seed, voices["test"], pools["test"], clip_params, work))
-    fixed = sorted({(s["voice"]["engine"], s["voice"]["name"], s["voice"]["variant"], s["voice"]["speed"], s["label"])
-                    for s in specs if s["voice"]["engine"] != "espeak-ng"})
-    word_tasks = [(str(src), Voice(e, n, va, sp), d) for e, n, va, sp, d in fixed]
+    word_tasks = _fixed_word_tasks(src, ((s["voice"], s["label"]) for s in specs))
 
-    rows: List[Dict] = []
-    _make_pool = None
-    if workers and workers > 1:
-        import multiprocessing as mp
-
-        method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-        _make_pool = lambda: mp.get_context(method).Pool(workers, initializer=_worker_init,  # noqa: E731
-                                                         initargs=(str(src), noisy))
-    if noisy:
-        _babble_bank(src)  # once, before the workers read it
-    bar = None
-    if progress:
-        try:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=len(word_tasks) + len(specs), desc="AV-Digits", unit="clip")
-        except ImportError:  # pragma: no cover
-            bar = None
-    try:
-        if _make_pool is not None:
-            with _make_pool() as pool:
-                for _ in pool.imap_unordered(_prepare_word, word_tasks):
-                    bar and bar.update(1)
-                for row in pool.imap(_make_clip, specs, chunksize=4):
-                    rows.append(row)
-                    bar and bar.update(1)
-        else:
-            _worker_init(str(src), noisy)
-            for task in word_tasks:
-                _prepare_word(task)
-                bar and bar.update(1)
-            for spec in specs:
-                rows.append(_make_clip(spec))
-                bar and bar.update(1)
-    finally:
-        if bar is not None:
-            bar.close()
-
-    for split in ("train", "test"):
-        with open(work / f"{split}.csv", "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=_FIELDS)
-            writer.writeheader()
-            writer.writerows(r for r in rows if r["split"] == split)
+    rows = _generate(src, word_tasks, _make_clip, specs, workers, noisy, progress, "AV-Digits")
+    _write_manifests(work, rows, _FIELDS)
     elapsed = time.perf_counter() - start
-    size_bytes = sum(p.stat().st_size for p in work.rglob("*.mp4"))
+    size_bytes = _clip_bytes(work)
     info = {
         "params": params, "hash": key, "seconds": round(elapsed, 2), "workers": workers, "bytes": size_bytes,
         "voices": {s: sorted({v.identity for v in vs}) for s, vs in voices.items()},
@@ -686,11 +754,7 @@ def build_av_digits(
         "noise": ("babble of espeak-ng voices " + ",".join(BABBLE_LANGUAGES) + " reading digit-free English text")
         if noisy else None,
     }
-    (work / "info.json").write_text(json.dumps(info, indent=2))
-    if out_dir.exists():  # another process finished first; keep its copy
-        shutil.rmtree(work)
-    else:
-        os.replace(work, out_dir)
+    _publish(work, out_dir, info)
     return manifests
 
 

@@ -200,6 +200,19 @@ def build_family_model_card(config, source_file: str, checkpoint=None, model_cla
     return builder(config, source_file, checkpoint, model_class_name)
 
 
+def _backbone_start(job: dict) -> str:
+    backbone, audio_backbone = job.get("backbone_name_or_path"), job.get("audio_backbone_name_or_path")
+    if not backbone:
+        return "- Trained from scratch (random initialisation)."
+    towers = f"`{backbone}`" + (f" (visual) and `{audio_backbone}` (audio)" if audio_backbone else "")
+    return f"- Built around the pretrained backbone(s) {towers}, frozen; adapters and head newly initialised."
+
+
+# Hub pipeline tag of a trained folder by training task (the Hub has no audio-visual event-localisation tag; the
+# converted LAVisH / DG-SCT cards use video-classification too)
+_TRAINED_PIPELINE_TAGS = {"classification": "audio-classification", "event-localization": "video-classification"}
+
+
 def trained_model_card(config, results: dict, model_class_name: str = "") -> ModelCardContent:
     """Card of a model folder written by `hf_av.training.run_training` (`results`: its `hf_av_results.json`)."""
     family = get_family(config.model_type)
@@ -209,7 +222,7 @@ def trained_model_card(config, results: dict, model_class_name: str = "") -> Mod
     start = job.get("model_name_or_path")
     lines = [
         f"- Task: `{job.get('task')}`; model class `{model_class_name or type(config).__name__}`.",
-        f"- Started from: `{start}`." if start else "- Trained from scratch (random initialisation).",
+        f"- Started from: `{start}`." if start else _backbone_start(job),
         f"- Training manifest: `{job.get('train_manifest')}`; evaluation manifest: `{job.get('eval_manifest')}`.",
     ]
     if trainable:
@@ -224,14 +237,24 @@ def trained_model_card(config, results: dict, model_class_name: str = "") -> Mod
     if metrics:
         lines.append("- Evaluation: " + ", ".join(f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}"
                                                for k, v in sorted(metrics.items())))
-    sections = {"Training": "\n".join(lines), **family_sections(facts)}
+    sections = {"Training": "\n".join(lines)}
+    if job.get("task") == "event-localization":
+        sections["Usage"] = (
+            "```python\nimport hf_av  # registers the family and the pipeline\nfrom transformers import pipeline\n\n"
+            "localizer = pipeline(\"audio-visual-event-localization\", model=\"path/to/this/folder\")\n"
+            "result = localizer(\"clip.mp4\")  # {\"segments\": [per-segment label, score, start, end], \"events\": [...]}\n"
+            "print(hf_av.pipelines.format_event_timeline(result))\n```"
+        )
+    sections.update(family_sections(facts))
     return ModelCardContent(
         model_name=f"{family.name} trained with hf_av ({job.get('task')})",
         summary=f"{_citation_line(family.model_type)}, trained with `hf_av.training`.",
         license=facts.license,
-        pipeline_tag="audio-classification" if job.get("task") == "classification" else "feature-extraction",
+        pipeline_tag=_TRAINED_PIPELINE_TAGS.get(job.get("task"), "feature-extraction"),
         tags=list(facts.tags),
-        base_model=start if start and "/" in start and not Path(start).exists() else None,
+        # a Hub id (not a local folder) is the card's base model: the start folder, else the (visual) backbone
+        base_model=next((source for source in (start, job.get("backbone_name_or_path"))
+                         if source and "/" in source and not Path(source).exists()), None),
         sections=sections,
     )
 

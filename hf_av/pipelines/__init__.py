@@ -11,6 +11,7 @@
 from .audio_visual_classification import AudioVisualClassificationPipeline
 from .audio_visual_event_localization import (
     AudioVisualEventLocalizationPipeline,
+    format_event_timeline,
     segment_labels_from_logits,
     segments_to_events,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "AudioVisualFeatureExtractionPipeline",
     "AudioVisualRetrievalPipeline",
     "encode_modalities",
+    "format_event_timeline",
     "register_pipelines",
     "segment_labels_from_logits",
     "segments_to_events",

@@ -7,7 +7,10 @@ It understands the two output layouts of AVE-style heads:
 * the supervised-AVE layout `is_event_logits` `[B, T]` (or `[B, T, 1]`) + `event_logits` `[B, C]` (one event class
   per video): a segment is the video's event class when `sigmoid(is_event) > threshold`, background otherwise.
 
-The LAVisH and DG-SCT heads land with their family issues; the pipeline reads whichever layout they return.
+LAVisH returns the first layout (29 AVE classes per segment, background one of them), DG-SCT the second (its
+`logits` are the video-level event logits, background excluded; the background is its config's `background_id`).
+The models take both modalities: a clip without an audio track (or without frames) is refused up front, naming
+the file and what it lacks. :func:`format_event_timeline` renders a result as one line per segment.
 """
 
 from __future__ import annotations
@@ -16,19 +19,30 @@ import numpy as np
 import torch
 from transformers import Pipeline
 
+from ..errors import MediaDecodingError
+from ..processing.base import describe_source
 from .base import AudioVisualInputMixin
 
-__all__ = ["AudioVisualEventLocalizationPipeline", "segment_labels_from_logits", "segments_to_events"]
+__all__ = [
+    "AudioVisualEventLocalizationPipeline",
+    "format_event_timeline",
+    "segment_labels_from_logits",
+    "segments_to_events",
+]
 
 BACKGROUND_NAMES = ("background", "bg", "none", "other")
 
 
-def _background_id(id2label: dict, background_label: str | None) -> int | None:
+def _background_id(id2label: dict, background_label: str | None, default: int | None = None) -> int | None:
+    """The background class: the one named `background_label`, else one named like "background", else `default`
+    (a config's structural `background_id`, e.g. DG-SCT's last label)."""
     names = (background_label.lower(),) if background_label else BACKGROUND_NAMES
     for index, name in id2label.items():
         if str(name).lower() in names:
             return int(index)
-    return None
+    if background_label:
+        raise ValueError(f"background_label {background_label!r} is not a label of the model ({sorted(map(str, id2label.values()))})")
+    return default
 
 
 def segment_labels_from_logits(
@@ -39,6 +53,7 @@ def segment_labels_from_logits(
     threshold: float = 0.5,
     background_label: str | None = None,
     multi_label: bool = False,
+    background_id: int | None = None,
 ) -> list[dict]:
     """Per-segment predictions of ONE clip: `[{"segment": t, "label": str, "label_id": int, "score": float}]`.
 
@@ -47,9 +62,10 @@ def segment_labels_from_logits(
         logits (`[T, C]`): per-segment class logits (softmax per segment, or sigmoid with `multi_label`).
         is_event_logits (`[T]` or `[T, 1]`) and event_logits (`[C]`): the supervised-AVE layout.
         threshold: event probability threshold of the supervised layout (and of `multi_label` scores).
+        background_id: the background class when no label is named like one (e.g. `config.background_id`).
     """
     id2label = {int(k): v for k, v in id2label.items()}
-    background = _background_id(id2label, background_label)
+    background = _background_id(id2label, background_label, background_id)
     if logits is not None:
         logits = torch.as_tensor(np.asarray(logits) if not isinstance(logits, torch.Tensor) else logits).float()
         if logits.ndim != 2:
@@ -151,10 +167,27 @@ class AudioVisualEventLocalizationPipeline(AudioVisualInputMixin, Pipeline):
 
     def preprocess(self, inputs, modality=None):
         clip = self.prepare_clip(inputs, modality=modality, frames="all", with_duration=True)
+        self._check_both_modalities(inputs, clip)
         duration = clip.pop("duration", None)
         model_inputs = self._model_dtype_cast(clip)
         model_inputs["duration"] = torch.tensor([duration if duration else float("nan")], dtype=torch.float64)
         return model_inputs
+
+    def _check_both_modalities(self, inputs, clip) -> None:
+        """The event heads fuse audio and frames segment by segment: a clip lacking one is refused here, naming the
+        input, what the model needs and what was found (instead of the model's generic missing-argument error)."""
+        needed = {"audio": "input_values", "visual": "pixel_values"}
+        if not set(needed) <= set(self._model_modalities()):
+            return
+        missing = [modality for modality, key in needed.items() if clip.get(key) is None]
+        if missing:
+            found = [modality for modality in needed if modality not in missing]
+            label = "<dict input>" if isinstance(inputs, dict) else describe_source(inputs)
+            what = "no audio track" if missing == ["audio"] else "no video frames" if missing == ["visual"] else "nothing"
+            raise MediaDecodingError(
+                f"{label}: {what} decoded; {type(self.model).__name__} localises events from audio AND visual input "
+                f"(one frame and one second of audio per segment), found only: {', '.join(found) or 'nothing'}"
+            )
 
     def _forward(self, model_inputs):
         duration = model_inputs.pop("duration")
@@ -181,6 +214,7 @@ class AudioVisualEventLocalizationPipeline(AudioVisualInputMixin, Pipeline):
             threshold=threshold,
             background_label=background_label,
             multi_label=config.problem_type == "multi_label_classification",
+            background_id=getattr(config, "background_id", None),
         )
         if segment_duration is None:
             duration = float(model_outputs["duration"][0])
@@ -188,6 +222,20 @@ class AudioVisualEventLocalizationPipeline(AudioVisualInputMixin, Pipeline):
         for segment in segments:
             segment["start"] = round(segment["segment"] * segment_duration, 6)
             segment["end"] = round((segment["segment"] + 1) * segment_duration, 6)
-        background = _background_id({int(k): v for k, v in config.id2label.items()}, background_label)
+        background = _background_id({int(k): v for k, v in config.id2label.items()}, background_label,
+                                    getattr(config, "background_id", None))
         events = segments_to_events(segments, segment_duration, background, keep_background)
         return {"segments": segments, "events": events}
+
+
+def format_event_timeline(result: dict) -> str:
+    """The per-segment timeline of a pipeline result, one line per segment (`"  0.00-  1.00s  Dog  (0.912)"`),
+    then the merged events."""
+    lines = [
+        f"{segment['start']:6.2f}-{segment['end']:6.2f}s  {segment['label']}  ({segment['score']:.3f})"
+        for segment in result["segments"]
+    ]
+    lines.append("events: " + ("; ".join(
+        f"{event['label']} {event['start']:.2f}-{event['end']:.2f}s ({event['score']:.3f})" for event in result["events"]
+    ) or "none"))
+    return "\n".join(lines)

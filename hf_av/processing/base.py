@@ -622,7 +622,8 @@ def pad_or_cut_rows(features: torch.Tensor, target_length: int, value: float = 0
 
 
 class SegmentedClipProcessor(AudioVisualProcessor):
-    """Processors of the AVE-style families (LAVisH, DG-SCT): ``num_segments`` frames per clip.
+    """Processors of the AVE-style families (LAVisH, DG-SCT): ``num_segments`` frames per clip, the feature
+    extractor's ``num_segments`` (one frame per audio segment, so a processor sized for a small config pairs them).
 
     From files: frames resampled to ``frame_rate`` fps (the extraction's ``ffmpeg -r 8``), then the frames
     ``np.linspace(1, n, num_segments, dtype=int)`` (1-based) of that sequence; audio decoded at the feature
@@ -631,8 +632,11 @@ class SegmentedClipProcessor(AudioVisualProcessor):
     """
 
     frame_rate: ClassVar[float] = 8.0
-    num_segments: ClassVar[int] = 10
     audio_channels: ClassVar[str] = "keep"
+
+    @property
+    def num_segments(self) -> int:
+        return int(getattr(self.feature_extractor, "num_segments", 10))
 
     def _media_decode_kwargs(self, modalities="audio-visual", **unused):
         from ..features.frames import linspace_frame_indices

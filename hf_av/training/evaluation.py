@@ -1,4 +1,4 @@
-"""Evaluation loops that Trainer.evaluate does not cover: embedding retrieval over a stream."""
+"""Evaluation loops that Trainer.evaluate does not cover: embedding retrieval and AVE segment accuracy over a stream."""
 
 from __future__ import annotations
 
@@ -56,3 +56,46 @@ def evaluate_retrieval(model, dataset, collator, batch_size: int = 32, class_lev
         labels = labels.argmax(-1)
     return retrieval_recall(audio_embeddings=embeddings["audio"], visual_embeddings=embeddings["visual"],
                             labels=labels)
+
+
+def segment_predictions(outputs, background_id: int | None = None) -> torch.Tensor:
+    """Predicted class per segment `[B, T]` from an event-localisation head's outputs.
+
+    Per-segment logits `[B, T, C]` (LAVisH): arg-max per segment. The supervised-AVE layout (DG-SCT:
+    `is_event_logits [B, T]` + video-level `logits [B, C - 1]`): the video's event class where
+    `sigmoid(is_event) > 0.5`, else `background_id`, as the original's accuracy.
+    """
+    logits = outputs.logits
+    is_event = getattr(outputs, "is_event_logits", None)
+    if is_event is None:
+        if logits.ndim != 3:
+            raise ValueError(f"expected per-segment logits [batch, segments, classes], got {tuple(logits.shape)}")
+        return logits.argmax(-1)
+    if background_id is None:
+        raise ValueError("the is_event / event-class layout needs the background class id")
+    event = logits.argmax(-1, keepdim=True).expand_as(is_event)
+    return torch.where(is_event.sigmoid() > 0.5, event, torch.full_like(event, background_id))
+
+
+@torch.no_grad()
+def evaluate_segments(model, dataset, collator, batch_size: int = 32, num_workers: int = 0) -> dict[str, float]:
+    """AVE segment accuracy (background included, padded segments ignored) of an event head over `dataset`."""
+    from hf_av.metrics.functional import ave_segment_accuracy
+
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    background_id = getattr(model.config, "background_id", None)
+    predictions, references = [], []
+    try:
+        for batch in _batches(dataset, collator, batch_size, num_workers):
+            labels = batch.pop("labels")
+            outputs = model(**{key: value.to(device) for key, value in batch.items()})
+            predictions.append(segment_predictions(outputs, background_id).cpu())
+            references.append(labels)
+    finally:
+        model.train(was_training)
+    if not predictions:
+        raise ValueError("the evaluation stream yielded no samples")
+    accuracy = ave_segment_accuracy(torch.cat(predictions).numpy(), torch.cat(references).numpy())
+    return {"segment_accuracy": float(accuracy), "num_clips": int(sum(len(p) for p in predictions))}

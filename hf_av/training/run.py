@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, Trainer, TrainingArguments, set_seed
 
-from .evaluation import evaluate_retrieval
+from .evaluation import evaluate_retrieval, evaluate_segments
 from .tasks import classification_metrics, get_task, model_class_for, processor_for_config
 
 logger = logging.getLogger(__name__)
@@ -47,6 +47,19 @@ class AudioVisualJobArguments:
     )
     model_type: str = field(
         default="cav-mae", metadata={"help": "family when training from scratch (a model_type of `hf-av list`)"}
+    )
+    backbone_name_or_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "build a fresh adapter model (LAVisH, DG-SCT) around this pretrained backbone folder or Hub id: a "
+            "Swin-V2 (`Swinv2Model` / `Swinv2ForImageClassification`); adapters and head start fresh, the backbone "
+            "stays frozen (the config's trainable_parameters); --config_overrides set the adapter/head fields"
+        },
+    )
+    audio_backbone_name_or_path: str | None = field(
+        default=None,
+        metadata={"help": "DG-SCT only, with --backbone_name_or_path: the pretrained HTS-AT audio tower folder "
+                          "(`ClapAudioModel` / CLAP audio weights)"},
     )
     config_overrides: str | None = field(
         default=None, metadata={"help": 'JSON dict of config fields, e.g. \'{"hidden_size": 192}\''}
@@ -106,6 +119,13 @@ class AudioVisualJobArguments:
             from hf_av.families import get_family
 
             get_family(self.model_type)  # unknown families fail here, naming the known ones
+        if self.backbone_name_or_path and self.model_name_or_path:
+            raise ValueError(
+                "pass either --model_name_or_path (a whole model folder) or --backbone_name_or_path (a fresh model "
+                "around a pretrained backbone), not both"
+            )
+        if self.audio_backbone_name_or_path and not self.backbone_name_or_path:
+            raise ValueError("--audio_backbone_name_or_path goes with --backbone_name_or_path (the visual backbone)")
         if self.modalities not in MODALITY_KEYS:
             raise ValueError(f"modalities must be one of {sorted(MODALITY_KEYS)}, got {self.modalities!r}")
         if self.head_learning_rate_multiplier <= 0:
@@ -184,6 +204,10 @@ def _label_info(manifest: str, media_root: str | None):
 
     rows = read_manifests(manifest, media_root)
     encoder = LabelEncoder.from_rows(rows)
+    if encoder is not None and encoder.mode == "segment" and encoder.label_names is not None:
+        # the background class is the last label, as in AVE (28 events + background) and as DG-SCT's head assumes
+        background = _background_name(encoder.label_names)
+        encoder = LabelEncoder.from_rows(rows, mode="segment", background_label=background)
     if encoder is None or encoder.label_names is not None:
         return encoder, (list(encoder.label_names) if encoder is not None else None)
     names = [str(i) for i in range(encoder.num_classes or 0)]
@@ -193,11 +217,50 @@ def _label_info(manifest: str, media_root: str | None):
     return encoder, names
 
 
+def _background_name(label_names) -> str:
+    """The manifest's name of the background class ("background", "bg", ... as the pipeline knows them), else
+    "background" (added as the last class even when no segment of the manifest is background)."""
+    from hf_av.pipelines.audio_visual_event_localization import BACKGROUND_NAMES
+
+    return next((name for name in label_names if str(name).lower() in BACKGROUND_NAMES), "background")
+
+
+def _build_from_backbones(job: AudioVisualJobArguments, model_class, overrides: dict):
+    """A fresh model around pretrained backbones, through the family's own classmethod (which also applies the
+    config's trainable-parameter policy)."""
+    if hasattr(model_class, "from_pretrained_backbones"):  # two towers (DG-SCT)
+        if not job.audio_backbone_name_or_path:
+            raise ValueError(
+                f"{model_class.__name__} has a visual and an audio backbone: pass --audio_backbone_name_or_path "
+                "(HTS-AT / CLAP audio folder) with --backbone_name_or_path (Swin-V2 folder)"
+            )
+        return model_class.from_pretrained_backbones(job.backbone_name_or_path, job.audio_backbone_name_or_path,
+                                                     **overrides)
+    if hasattr(model_class, "from_pretrained_backbone"):  # one backbone for both modalities (LAVisH)
+        if job.audio_backbone_name_or_path:
+            raise ValueError(
+                f"{model_class.__name__} runs one backbone over frames and spectrograms; "
+                "--audio_backbone_name_or_path does not apply"
+            )
+        return model_class.from_pretrained_backbone(job.backbone_name_or_path, **overrides)
+    raise ValueError(
+        f"{model_class.__name__} cannot be built around a pretrained backbone (--backbone_name_or_path is for "
+        "adapter families such as lavish and dg-sct)"
+    )
+
+
 def _build_model(job: AudioVisualJobArguments, task, encoder, names):
     overrides = json.loads(job.config_overrides) if job.config_overrides else {}
     if task.label_mode is not None:
         if encoder is None:
             raise ValueError(f"task {task.name!r} needs labels in {job.train_manifest}")
+        if (task.label_mode == "segments") != (encoder.mode == "segment"):
+            raise ValueError(
+                f"task {task.name!r} needs "
+                + ("per-segment labels (a `segment_labels` column: one label per second)"
+                   if task.label_mode == "segments" else "clip labels (a `label` or `labels` column)")
+                + f"; {job.train_manifest} has {encoder.mode} labels (column {encoder.column!r})"
+            )
         overrides.update(
             num_labels=len(names),
             id2label=dict(enumerate(names)),
@@ -207,6 +270,11 @@ def _build_model(job: AudioVisualJobArguments, task, encoder, names):
             overrides["problem_type"] = "multi_label_classification"
         elif encoder.mode == "single":
             overrides["problem_type"] = "single_label_classification"
+    if job.backbone_name_or_path:
+        from hf_av.families import get_family
+
+        model_class = get_family(job.model_type).head_for_task(task.name)
+        return _build_from_backbones(job, model_class, overrides)
     if job.model_name_or_path:
         config = AutoConfig.from_pretrained(job.model_name_or_path, **overrides)
         model_class = model_class_for(task, config)
@@ -365,6 +433,9 @@ def build_trainer(job: AudioVisualJobArguments, training_args: TrainingArguments
     trainable = apply_trainable_policy(model, job.trainable_parameters)
     processor = _build_processor(job, model.config)
     label_names = list(encoder.label_names) if encoder is not None and encoder.label_names is not None else None
+    if task.label_mode == "segments":
+        for manifest in filter(None, (job.train_manifest, job.eval_manifest)):
+            check_segment_labels(read_manifests(manifest, job.media_root), processor, manifest)
 
     model_keys = MODALITY_KEYS[job.modalities]
     train_keys = model_keys + (("labels",) if task.label_mode else ())
@@ -392,12 +463,39 @@ def build_trainer(job: AudioVisualJobArguments, training_args: TrainingArguments
         data_collator=AudioVisualCollator(keys=train_keys),
         compute_metrics=classification_metrics(model.config.problem_type) if task.metric == "classification" else None,
         head_learning_rate_multiplier=job.head_learning_rate_multiplier,
+        head_prefixes=_head_prefixes(model) if task.label_mode == "segments" else ("classifier",),
         # multi-frame processors (video models) keep their clip; only single-frame ones draw a frame
         augmentation=augmentation,
     )
     trainer.hf_av_processor = processor
     trainer.hf_av_trainable = trainable
     return trainer, eval_dataset
+
+
+def _head_prefixes(model) -> tuple[str, ...]:
+    """Parameter-name prefixes of an event-localisation head (what `head_learning_rate_multiplier` scales): every
+    top-level module beside the base model (`classifier` for LAVisH, `temporal_attention` + `event_head` for
+    DG-SCT)."""
+    prefix = getattr(model, "base_model_prefix", "")
+    names = tuple(f"{name}." for name, _ in model.named_children() if name != prefix)
+    return names if names and prefix and hasattr(model, prefix) else ("classifier",)
+
+
+def check_segment_labels(rows: list[dict], processor, manifest: str = "manifest") -> None:
+    """Every row's `segment_labels` must have one label per segment the processor cuts a clip into; the error names
+    the row, the expected and the found count."""
+    expected = getattr(getattr(processor, "feature_extractor", None), "num_segments", None)
+    if expected is None:
+        return
+    for index, row in enumerate(rows):
+        labels = row.get("segment_labels")
+        if labels is None:
+            raise ValueError(f"{manifest} row {index} ({row.get('path')}): no segment_labels ({expected} expected)")
+        if len(labels) != expected:
+            raise ValueError(
+                f"{manifest} row {index} ({row.get('path')}): {len(labels)} segment labels, but the processor cuts "
+                f"every clip into {expected} segments (one label per segment expected)"
+            )
 
 
 def apply_trainable_policy(model, override: list[str] | None = None):
@@ -433,6 +531,10 @@ def run_training(job: AudioVisualJobArguments, training_args: TrainingArguments)
                                          batch_size=job.eval_batch_size)
         elif task.metric == "classification":
             metrics = {k.removeprefix("eval_"): v for k, v in trainer.evaluate().items()}
+        elif task.metric == "segments":
+            keys = MODALITY_KEYS[job.modalities] + ("labels",)
+            metrics = evaluate_segments(trainer.model, eval_dataset, AudioVisualCollator(keys=keys),
+                                        batch_size=job.eval_batch_size)
     history = [entry for entry in trainer.state.log_history if "loss" in entry]
     results = {
         "job": asdict(job),
@@ -480,8 +582,8 @@ def cli_main(argv: list[str] | None = None) -> int:
 
 
 __all__ = [
-    "AudioVisualJobArguments", "AudioVisualTrainer", "apply_trainable_policy", "build_trainer", "cli_main",
-    "read_manifests", "run_training",
+    "AudioVisualJobArguments", "AudioVisualTrainer", "apply_trainable_policy", "build_trainer",
+    "check_segment_labels", "cli_main", "read_manifests", "run_training",
 ]
 
 

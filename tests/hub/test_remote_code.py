@@ -72,7 +72,8 @@ def exported(tmp_path_factory):
 def test_exported_files_are_flat_and_mapped(exported):
     folder, _ = exported
     files = sorted(p.name for p in folder.glob("*.py"))
-    assert files == ["common_attention.py", "common_embeddings.py", "common_layers.py", "configuration_cav_mae.py",
+    assert files == ["common_attention.py", "common_configuration.py", "common_embeddings.py", "common_layers.py",
+                     "configuration_cav_mae.py",
                      "modeling_cav_mae.py"]
     local = {p.stem for p in folder.glob("*.py")}
     for path in folder.glob("*.py"):
