@@ -151,7 +151,8 @@ def run(quick: bool = False, **unused) -> dict:
     epochs = 2 if quick else 3
     paths = [distinct[i % len(distinct)] for i in range(num_clips)]
 
-    # same tensors from both paths? (audio differs: ours keeps channel 0 like the original sox remix 1, the peer downmixes)
+    # same tensors from both paths? (audio differs: ours keeps channel 0 like the original sox remix 1, the peer
+    # downmixes)
     a, b = ours_item(paths[0]), naive_item(paths[0])
     pixel_diff = (a["pixel_values"] - b["pixel_values"]).abs().max().item()
 

@@ -7,8 +7,9 @@ Items: fbank (Kaldi fbank vs Transformers' AST NumPy path and a per-clip torch r
 model-ready tensors with DataLoader workers vs a naive two-pass PyAV loop), model (full-size CAV-MAE forward,
 fp32/bf16, B = 1, 4, 8, SDPA vs eager, FLOP utilisation), train (training step), compile (torch.compile),
 bf16 (fp32 / bf16 autocast / bf16 weights interleaved in one process at one batch size, with the in-run
-F.linear rates; not in the default set), profile (torch.profiler / cProfile tables; not part of the default set). Full-size model items start one
-subprocess per configuration (peak memory per configuration). The machine load (/proc/loadavg) is sampled
+F.linear rates; not in the default set), profile (torch.profiler / cProfile tables; not part of the default set).
+Full-size model items start one subprocess per
+configuration (peak memory per configuration). The machine load (/proc/loadavg) is sampled
 around every item and reported: figures taken at a load well above 2 (two cores) are contended.
 """
 

@@ -19,7 +19,14 @@ import torch
 
 from .validation import check_waveform
 
-__all__ = ["kaldi_fbank", "kaldi_fbank_padded", "kaldi_num_frames", "kaldi_mel_banks", "kaldi_window", "kaldi_frame_params"]
+__all__ = [
+    "kaldi_fbank",
+    "kaldi_fbank_padded",
+    "kaldi_num_frames",
+    "kaldi_mel_banks",
+    "kaldi_window",
+    "kaldi_frame_params",
+]
 
 # Kaldi floors power and log energies with the float32 machine epsilon, whatever the input dtype.
 _EPSILON = torch.finfo(torch.float32).eps
@@ -153,7 +160,12 @@ _MEL_GROUP = 16
 
 @lru_cache(maxsize=32)
 def _cached_mel_groups(
-    num_bins: int, padded_window_size: int, sample_frequency: float, low_freq: float, high_freq: float, dtype: torch.dtype
+    num_bins: int,
+    padded_window_size: int,
+    sample_frequency: float,
+    low_freq: float,
+    high_freq: float,
+    dtype: torch.dtype,
 ) -> tuple[tuple[int, int, int, int, torch.Tensor], ...]:
     """``(first_filter, end_filter, first_bin, end_bin, weights[bins, filters])`` covering every non-zero weight."""
     banks = _cached_mel_banks(num_bins, padded_window_size, sample_frequency, low_freq, high_freq).to(dtype)
@@ -464,7 +476,9 @@ def kaldi_fbank_padded(
         raise ValueError("kaldi_fbank_padded takes 1-D signals; select the channel before calling it.")
     if isinstance(signals, torch.Tensor):
         if signals.ndim != 2:
-            raise ValueError(f"kaldi_fbank_padded expects a list of [N] signals or a [B, N] tensor, got {tuple(signals.shape)}.")
+            raise ValueError(
+                f"kaldi_fbank_padded expects a list of [N] signals or a [B, N] tensor, got {tuple(signals.shape)}."
+            )
         signals = list(signals)
     if not signals:
         raise ValueError("kaldi_fbank_padded: no signals.")

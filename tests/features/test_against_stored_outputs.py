@@ -98,7 +98,7 @@ def test_padded_batch_equals_fbank_then_pad_and_normalise(stored, name):
         for row, signal in enumerate(signals):
             expected = (kaldi_fbank(signal, **options) - -4.0) / 3.5
             frames = min(num_frames, expected.shape[0])
-            assert torch.equal(out[row, :frames], expected[:frames]) or _max_diff(out[row, :frames], expected[:frames]) <= BOUND
+            assert _max_diff(out[row, :frames], expected[:frames]) <= BOUND
             assert (out[row, frames:] == 7.0).all()
 
 
