@@ -279,6 +279,7 @@ def _build_model(job: AudioVisualJobArguments, task, encoder, names):
         model_class = get_family(job.model_type).head_for_task(task.name)
         return _build_from_backbones(job, model_class, overrides)
     if job.model_name_or_path:
+        _refuse_original_checkpoint(job.model_name_or_path)
         config = AutoConfig.from_pretrained(job.model_name_or_path, **overrides)
         model_class = model_class_for(task, config, job.modalities)
         _keep_one_tower(config, task, job.modalities)
@@ -289,6 +290,19 @@ def _build_model(job: AudioVisualJobArguments, task, encoder, names):
         _keep_one_tower(config, task, job.modalities)
         model = model_class_for(task, config, job.modalities)(config)
     return model
+
+
+def _refuse_original_checkpoint(path: str) -> None:
+    """An original checkpoint (TF2 prefix `ckpt-N`, a `.pth` / `.pt` file) is converted first; say so and how."""
+    candidate = Path(path)
+    is_tf_prefix = Path(f"{path}.index").is_file() or (candidate.suffix == ".index" and candidate.is_file())
+    if is_tf_prefix or (candidate.is_file() and candidate.suffix in (".pth", ".pt", ".ckpt")):
+        raise ValueError(
+            f"--model_name_or_path {path} is an original checkpoint, not a model folder: convert it first "
+            "(`hf-av convert --model <family> --checkpoint ... --output-dir FOLDER`) and pass FOLDER"
+        )
+    if not candidate.exists() and Path(path).parent.is_dir() and Path(path).name.startswith("ckpt-"):
+        raise ValueError(f"--model_name_or_path {path}: no such folder (and no TF checkpoint {path}.index)")
 
 
 def _keep_one_tower(config, task, modalities: str) -> None:
@@ -401,19 +415,20 @@ def _stream(manifest, processor, job, training_args, *, train: bool, frame_index
 
     # narrations go to the processor's `text=` beside the clip (tokenised by the family's tokenizer)
     input_columns = {"videos": "path", "text": TEXT_COLUMN} if with_text else None
+    processor_kwargs = _processor_kwargs(processor, job.modalities if train else "audio-visual", frame_index,
+                                         with_text)
 
     if job.preprocess_once:
         # cached per manifest: a manifest shared by two runs (clean clips pre-trained on, then fine-tuned on with
         # a noisy manifest) is decoded once
         paths = [path for path in str(manifest).split(",") if path.strip()] or [manifest]  # none: the error below
         parts = [_preprocessed_in_memory(read_manifests(path, job.media_root), processor, job, training_args,
-                                         frame_index, label_names, input_columns) for path in paths]
+                                         processor_kwargs, label_names, input_columns) for path in paths]
         return parts[0] if len(parts) == 1 else InMemoryExamples([ex for part in parts for ex in part.examples])
     rows = read_manifests(manifest, job.media_root)
     if train:
         per_step = training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps
         rows = _epoch_rows(rows, per_step * training_args.world_size * training_args.max_steps, training_args.seed)
-    processor_kwargs = {"frame_index": frame_index} if frame_index is not None else None
     dataset = stream_from_rows(
         rows,
         processor,
@@ -445,12 +460,25 @@ class InMemoryExamples(torch.utils.data.Dataset):
 _PREPROCESSED_CACHE: dict[str, InMemoryExamples] = {}
 
 
-def _preprocessed_in_memory(rows, processor, job, training_args, frame_index, label_names,
+def _processor_kwargs(processor, modalities: str, frame_index, with_text: bool) -> dict | None:
+    """Call options of the stream's processor: the frame choice, and the modalities a clip must have, for processors
+    that take `modalities=` and default to whatever a file has (VATT): a clip missing one the model needs is then a
+    decode failure, skipped and named in the report, instead of a batch the collator cannot assemble."""
+    import inspect
+
+    kwargs = {"frame_index": frame_index} if frame_index is not None else {}
+    if "modalities" in inspect.signature(processor.__call__).parameters:
+        names = {"audio-visual": ["audio", "visual"], "audio": ["audio"], "visual": ["visual"]}[modalities]
+        kwargs["modalities"] = names + (["text"] if with_text else [])
+    return kwargs or None
+
+
+def _preprocessed_in_memory(rows, processor, job, training_args, processor_kwargs, label_names,
                             input_columns=None) -> InMemoryExamples:
     from hf_av.data import stream_from_rows
 
     key = json.dumps(
-        [rows, processor.to_dict() if hasattr(processor, "to_dict") else repr(processor), frame_index, label_names,
+        [rows, processor.to_dict() if hasattr(processor, "to_dict") else repr(processor), processor_kwargs, label_names,
          input_columns],
         sort_keys=True, default=str,
     )
@@ -459,7 +487,7 @@ def _preprocessed_in_memory(rows, processor, job, training_args, frame_index, la
         indexed = [dict(row, _hf_av_row=i) for i, row in enumerate(rows)]
         stream = stream_from_rows(
             indexed, processor, label_names=label_names,
-            processor_kwargs={"frame_index": frame_index} if frame_index is not None else None,
+            processor_kwargs=processor_kwargs,
             error_policy=_error_policy(job, training_args), keep_columns=("_hf_av_row",),
             input_columns=input_columns,
         ).with_format("torch")
