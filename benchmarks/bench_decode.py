@@ -14,8 +14,8 @@ import time
 import numpy as np
 import torch
 
-from .common import LOAD, print_table
-from .media_fixtures import benchmark_clips
+from .common import LOAD, print_table, run_worker, worker_main
+from .media_fixtures import SECONDS, benchmark_clips
 
 _PROCESSOR = None
 
@@ -75,48 +75,125 @@ class _Clips(torch.utils.data.Dataset):
         return self.item_fn(self.paths[index])
 
 
-def _throughput(paths: list[str], item_fn, workers: int, batch_size: int = 4) -> tuple[float, float]:
-    """(clips/s of one timed epoch after a warm-up epoch, seconds of that epoch)."""
+def _loader(paths: list[str], item_fn, workers: int, batch_size: int = 4):
     loader = torch.utils.data.DataLoader(
         _Clips(paths, item_fn), batch_size=batch_size, num_workers=workers,
         persistent_workers=workers > 0, shuffle=False,
     )
     for _ in loader:  # warm-up: worker start, imports, codec init
         pass
+    return loader
+
+
+def _epoch(loader) -> float:
+    """Seconds of one epoch over the loader."""
     start = time.perf_counter()
-    count = 0
     for batch in loader:
-        count += batch["input_values"].shape[0]
         assert batch["input_values"].shape[1:] == (1024, 128) and batch["pixel_values"].shape[1:] == (3, 224, 224)
-    elapsed = time.perf_counter() - start
+    return time.perf_counter() - start
+
+
+def _throughput_pair(paths: list[str], workers: int, epochs: int) -> tuple[list[float], list[float]]:
+    """Epoch seconds of ours and of the peer, alternating epoch by epoch (same process, same load)."""
+    ours_loader, peer_loader = _loader(paths, ours_item, workers), _loader(paths, naive_item, workers)
+    ours, peer = [], []
+    for _ in range(epochs):
+        ours.append(_epoch(ours_loader))
+        peer.append(_epoch(peer_loader))
+    del ours_loader, peer_loader
+    return ours, peer
+
+
+def stage_times(paths: list[str], repeats: int = 2) -> dict[str, float]:
+    """Seconds per clip of each step of ``CavMaeProcessor()(videos=path)``, run one after the other in this process."""
+    from hf_av.media import decode_media
+
+    processor = _processor()
+    totals = {"decode (video + audio, incl. resampling)": 0.0, "of which audio only at 16 kHz mono": 0.0,
+              "of which audio only at 48 kHz 5.1 (no resampling)": 0.0, "fbank (feature extractor)": 0.0,
+              "frames (rescale + resize + crop + normalise)": 0.0}
+    keys = list(totals)
+    count = 0
+    for _ in range(repeats):
+        for path in paths:
+            t0 = time.perf_counter()
+            decoded = processor.decode(path)
+            t1 = time.perf_counter()
+            decode_media(path, video=False, sampling_rate=16000, audio_channels="first")
+            t2 = time.perf_counter()
+            decode_media(path, video=False)
+            t3 = time.perf_counter()
+            processor.feature_extractor([decoded.audio], sampling_rate=decoded.sampling_rate, return_tensors="pt")
+            t4 = time.perf_counter()
+            processor.image_processor.preprocess_frames(torch.from_numpy(np.asarray(decoded.frames)))
+            t5 = time.perf_counter()
+            for key, seconds in zip(keys, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
+                totals[key] += seconds
+            count += 1
+    return {key: value / count for key, value in totals.items()}
+
+
+def handle(args: dict) -> dict:
+    """Worker: one configuration alone (its peak RSS: this process and, with workers, its largest child)."""
+    import resource
+
+    paths = [benchmark_clips(4)[i % 4] for i in range(args["num_clips"])]
+    loader = _loader(paths, ours_item if args["side"] == "ours" else naive_item, args["workers"])
+    seconds = _epoch(loader)
     del loader
-    return count / elapsed, elapsed
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
+    return {"epoch_s": seconds, "largest_child_rss_mb": children}
 
 
-def run(quick: bool = False) -> dict:
+def run(quick: bool = False, **unused) -> dict:
     distinct = benchmark_clips(4)
     num_clips = 8 if quick else 16
+    epochs = 2 if quick else 3
     paths = [distinct[i % len(distinct)] for i in range(num_clips)]
 
-    # same tensors from both paths? (audio differs: ours keeps channel 0 like the original sox remix 1, the peer downmixes)
+    # same tensors from both paths? (audio differs: ours keeps channel 0 like the original sox remix 1, the peer
+    # downmixes)
     a, b = ours_item(paths[0]), naive_item(paths[0])
     pixel_diff = (a["pixel_values"] - b["pixel_values"]).abs().max().item()
 
     rows, raw = [], {}
     for workers in (0, 1, 2):
-        LOAD.note(f"decode w{workers}")
-        ours_rate, ours_s = _throughput(paths, ours_item, workers)
-        peer_rate, peer_s = _throughput(paths, naive_item, workers)
-        raw[f"workers_{workers}"] = {"ours_clips_per_s": ours_rate, "peer_clips_per_s": peer_rate,
-                                     "ours_epoch_s": ours_s, "peer_epoch_s": peer_s}
-        rows.append([f"{workers} (main process)" if workers == 0 else workers, ours_rate, 1.0 / ours_rate * max(workers, 1),
-                     peer_rate, ours_rate / peer_rate, ">1: " + ("yes" if ours_rate > peer_rate else "NO")])
+        load_start = LOAD.note(f"decode w{workers}")
+        ours_s, peer_s = _throughput_pair(paths, workers, epochs)
+        load_end = LOAD.note(f"decode w{workers} end")
+        ours_rate = num_clips / float(np.median(ours_s))
+        peer_rate = num_clips / float(np.median(peer_s))
+        rss = {side: run_worker("bench_decode", {"side": side, "workers": workers, "num_clips": num_clips}, 1800)
+               for side in ("ours", "peer")}
+
+        def rss_text(result: dict) -> str:
+            if "error" in result:
+                return "error"
+            main = result["peak_rss_mb"]
+            return f"{main:.0f}" if not workers else f"{main:.0f} + {workers} x {result['largest_child_rss_mb']:.0f}"
+
+        raw[f"workers_{workers}"] = {"ours_epoch_s": ours_s, "peer_epoch_s": peer_s, "ours_clips_per_s": ours_rate,
+                                     "peer_clips_per_s": peer_rate, "rss": rss, "load": [load_start, load_end]}
+        realtime = ours_rate * SECONDS
+        rows.append([f"{workers} (main process)" if workers == 0 else workers, ours_rate, realtime, realtime / 2,
+                     rss_text(rss["ours"]), peer_rate, peer_rate * SECONDS, rss_text(rss["peer"]),
+                     ours_rate / peer_rate, f"{load_start:.1f}-{load_end:.1f}"])
     table = print_table(
-        f"decode + preprocess, {num_clips} x 5 s 1280x720 H.264 25 fps + 5.1 AAC 48 kHz -> input_values [1024,128] + "
-        "pixel_values [3,224,224] (DataLoader batch 4)",
-        ["workers", "ours clips/s", "ours s/clip/worker", "naive 2-pass PyAV peer clips/s", "ratio", "target"],
+        f"decode + preprocess, {num_clips} x {SECONDS:g} s 1280x720 H.264 25 fps + 5.1 AAC 48 kHz -> input_values "
+        "[1024,128] + pixel_values [3,224,224] (DataLoader batch 4; epochs alternate ours / peer)",
+        ["workers", "ours clips/s", "ours x real time", "per core (2 cores)", "ours peak RSS MB (main + workers)",
+         "naive 2-pass peer clips/s", "peer x real time", "peer peak RSS MB", "ratio", "load"],
         rows,
     )
+    stages = stage_times(distinct, repeats=1 if quick else 2)
+    stage_rows = [[name, 1000 * seconds] for name, seconds in stages.items()]
+    stage_table = print_table("where the time goes, ms per clip (main process, steps run one by one)",
+                              ["step", "ms/clip"], stage_rows)
     note = f"pixel_values max|diff| ours vs peer (same frame expected): {pixel_diff:.2e}"
     print(note)
-    return {"table": table + "\n\n" + note, "raw": raw, "pixel_max_abs_diff": pixel_diff, "num_clips": num_clips}
+    return {"table": table + "\n" + stage_table + "\n\n" + note, "raw": raw, "stages_s_per_clip": stages,
+            "pixel_max_abs_diff": pixel_diff, "num_clips": num_clips}
+
+
+if __name__ == "__main__":
+    worker_main(handle)

@@ -91,7 +91,18 @@ LOAD = LoadLog()
 
 
 def peak_rss_mb() -> float:
-    """Peak resident set size of this process (``ru_maxrss`` is in KiB on Linux)."""
+    """Peak resident set size of this process: ``VmHWM`` of ``/proc/self/status``.
+
+    Not ``ru_maxrss``: Linux carries it over ``fork`` + ``exec``, so a worker started by a large parent reported
+    the parent's peak (every fbank worker of one run showed the runner's 836 MB).
+    """
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:  # pragma: no cover - not Linux
+        pass
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
@@ -208,3 +219,18 @@ def print_table(title: str, header: list[str], rows: list[list]) -> str:
     text = "\n".join(lines)
     print(text, flush=True)
     return text
+
+
+def time_interleaved(calls: dict[str, Callable[[], object]], repeats: int, warmup: int = 1) -> dict[str, Timing]:
+    """Time several callables round-robin (a, b, c, a, b, c, ...), so that a change of machine load during the
+    measurement hits all of them alike and their ratio stays meaningful."""
+    for _ in range(warmup):
+        for fn in calls.values():
+            fn()
+    samples: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(repeats):
+        for name, fn in calls.items():
+            start = time.perf_counter()
+            fn()
+            samples[name].append(time.perf_counter() - start)
+    return {name: Timing(values) for name, values in samples.items()}

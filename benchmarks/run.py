@@ -6,8 +6,10 @@
 Items: fbank (Kaldi fbank vs Transformers' AST NumPy path and a per-clip torch reference), decode (mp4 ->
 model-ready tensors with DataLoader workers vs a naive two-pass PyAV loop), model (full-size CAV-MAE forward,
 fp32/bf16, B = 1, 4, 8, SDPA vs eager, FLOP utilisation), train (training step), compile (torch.compile),
-profile (torch.profiler / cProfile tables; not part of the default set). Full-size model items start one
-subprocess per configuration (peak memory per configuration). The machine load (/proc/loadavg) is sampled
+bf16 (fp32 / bf16 autocast / bf16 weights interleaved in one process at one batch size, with the in-run
+F.linear rates; not in the default set), profile (torch.profiler / cProfile tables; not part of the default set).
+Full-size model items start one subprocess per
+configuration (peak memory per configuration). The machine load (/proc/loadavg) is sampled
 around every item and reported: figures taken at a load well above 2 (two cores) are contended.
 """
 
@@ -28,13 +30,13 @@ if __package__ in (None, ""):  # `python benchmarks/run.py`
 from benchmarks.common import LOAD, NUM_THREADS, setup_torch  # noqa: E402
 
 DEFAULT_ITEMS = ("fbank", "decode", "model", "train", "compile")
-ALL_ITEMS = DEFAULT_ITEMS + ("profile",)
-MODEL_ITEMS = ("model", "train", "compile")  # the items that take --batch-sizes / --precisions
+ALL_ITEMS = DEFAULT_ITEMS + ("bf16", "profile")
+MODEL_ITEMS = ("model", "train", "compile", "bf16")  # the items that take --batch-sizes / --precisions
 PRECISIONS = ("fp32", "bf16-autocast", "bf16-weights")
 
 
 def _item(name: str):
-    from benchmarks import bench_decode, bench_fbank, bench_model, bench_profile
+    from benchmarks import bench_bf16, bench_decode, bench_fbank, bench_model, bench_profile
 
     return {
         "fbank": bench_fbank.run,
@@ -42,6 +44,7 @@ def _item(name: str):
         "model": bench_model.run_forward,
         "train": bench_model.run_train,
         "compile": bench_model.run_compile,
+        "bf16": bench_bf16.run,
         "profile": bench_profile.run,
     }[name]
 
@@ -78,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"comma-separated items among {','.join(ALL_ITEMS)} (default: {','.join(DEFAULT_ITEMS)})")
     parser.add_argument("--json", type=Path, help="write every figure (and the tables) to this JSON file")
     parser.add_argument("--batch-sizes", help="model/train/compile items: only these batch sizes, e.g. 8 or 1,4")
+    parser.add_argument("--bf16-compile", action="store_true",
+                        help="bf16 item: also time bf16 weights under torch.compile (inductor; minutes to compile)")
     parser.add_argument("--precisions", help="model/train/compile items: only these precisions among "
                         f"{','.join(PRECISIONS)}")
     args = parser.parse_args(argv)
@@ -109,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         try:
             extra = model_filters if name in MODEL_ITEMS else {}
+            if name == "bf16":
+                extra = {**extra, "compile_model": args.bf16_compile}
             report["items"][name] = _item(name)(quick=args.quick, **extra)
         except Exception as exc:  # one broken item must not hide the others
             print(f"\n[{name}] FAILED: {type(exc).__name__}: {exc}", flush=True)

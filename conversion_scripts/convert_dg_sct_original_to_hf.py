@@ -1,8 +1,12 @@
 #!/usr/bin/env python
-"""Convert an original DG-SCT AVE checkpoint (github.com/haoyi-duan/DG-SCT) into a Transformers-loadable folder.
+"""Convert an original DG-SCT checkpoint (github.com/haoyi-duan/DG-SCT) into a Transformers-loadable folder.
 
     python conversion_scripts/convert_dg_sct_original_to_hf.py --checkpoint FILE.pt --output-dir DIR \
-        [--original-config config.json]
+        [--task ave|avvp|avqa|avs] [--original-config config.json] [--question-json avqa-train.json]
+
+--task picks the original model: ave (`AVE` `MMIL_Net`, the default), avvp (`AVVP` `MGN_Net`), avqa
+(`AVQA` `AVQA_Fusion_Net`, DataParallel keys; --question-json adds the question tokenizer and answer labels built
+from the MUSIC-AVQA train json as the original does) or avs (`AVS` S4 `Pred_endecoder`).
 
 Without --original-config the released AVE configuration (Swin-V2-L 192 px, AudioSet HTS-AT, train.sh flags) is
 assumed and sizes are read from the tensor shapes. --original-config takes the original settings (layout of
@@ -21,6 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hf_av.conversion.dg_sct import convert_dg_sct_checkpoint  # noqa: E402
+from hf_av.conversion.dg_sct_tasks import TASKS, convert_dg_sct_task_checkpoint  # noqa: E402
 from hf_av.errors import CheckpointConversionError  # noqa: E402
 
 
@@ -28,7 +33,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", required=True, help="original AVE state dict (.pt/.pth, plain torch.save)")
     parser.add_argument("--output-dir", required=True, help="folder to write (replaced atomically)")
-    parser.add_argument("--original-config", default=None, help="JSON with the original settings (opt/swin/htsat/heads)")
+    parser.add_argument("--original-config", default=None,
+                        help="JSON with the original settings (opt/swin/htsat/heads)")
+    parser.add_argument("--task", default="ave", choices=("ave", *TASKS), help="which original task model (default ave)")
+    parser.add_argument("--question-json", default=None, help="avqa: the MUSIC-AVQA train json (question vocabulary)")
     return parser.parse_args(argv)
 
 
@@ -36,7 +44,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        output = convert_dg_sct_checkpoint(args.checkpoint, args.output_dir, args.original_config)
+        if args.task == "ave":
+            output = convert_dg_sct_checkpoint(args.checkpoint, args.output_dir, args.original_config)
+        else:
+            output = convert_dg_sct_task_checkpoint(
+                args.task, args.checkpoint, args.output_dir, args.original_config, question_json=args.question_json
+            )
     except CheckpointConversionError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

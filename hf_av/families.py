@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 # Auto classes hf_av defines itself (`hf_av.auto`); every other Auto class name is looked up in `transformers`.
@@ -371,8 +371,8 @@ DG_SCT = ModelFamily(
     processor="hf_av.processing.dg_sct.DgSctProcessor",
     converter=ConverterSpec(
         function="hf_av.conversion.dg_sct.convert_dg_sct_checkpoint",
-        original_kinds=("ave",),
-        checkpoint_format="PyTorch .pt (plain MMIL_Net state dict)",
+        original_kinds=("ave", "avvp", "avqa", "avs"),
+        checkpoint_format="PyTorch .pt (the task model's state dict; AVQA's with DataParallel's module. prefix)",
         script="conversion_scripts/convert_dg_sct_original_to_hf.py",
     ),
     card=CardFacts(
@@ -410,8 +410,35 @@ DG_SCT = ModelFamily(
 
 
 
+
+def _dg_sct_task_row(suffix: str, head: str, processor: str, task: str | None = None) -> ModelFamily:
+    """A DG-SCT downstream-task variant: same encoders, card and converter script as DG-SCT, its own config
+    (`model_type` "dg-sct-<suffix>") and head, so folders of every task load with the Auto classes."""
+    config_class = {"avvp": "DgSctVideoParsingConfig", "avqa": "DgSctQuestionAnsweringConfig",
+                    "avs": "DgSctSegmentationConfig"}[suffix]
+    return replace(
+        DG_SCT,
+        model_type=f"dg-sct-{suffix}",
+        name=f"DG-SCT ({suffix.upper()})",
+        config=f"modeling.dg_sct.{config_class}",
+        models={"AutoModel": f"modeling.dg_sct.{head}"},
+        processor=processor,
+        converter=None,  # the DG-SCT row's converter takes --original-model avvp|avqa|avs
+        tasks={task: head} if task else {},
+        processor_for_config=None,
+    )
+
+
+DG_SCT_AVVP = _dg_sct_task_row("avvp", "DgSctForAudioVisualVideoParsing", "hf_av.processing.dg_sct.DgSctProcessor")
+DG_SCT_AVQA = _dg_sct_task_row(
+    "avqa", "DgSctForAudioVisualQuestionAnswering", "hf_av.processing.dg_sct_tasks.DgSctQuestionAnsweringProcessor"
+)
+DG_SCT_AVS = _dg_sct_task_row(
+    "avs", "DgSctForAudioVisualSegmentation", "hf_av.processing.dg_sct_tasks.DgSctSegmentationProcessor"
+)
+
 FAMILIES: Mapping[str, ModelFamily] = MappingProxyType(
-    {row.model_type: row for row in (CAV_MAE, VATT, LAVISH, DG_SCT)}
+    {row.model_type: row for row in (CAV_MAE, VATT, LAVISH, DG_SCT, DG_SCT_AVVP, DG_SCT_AVQA, DG_SCT_AVS)}
 )
 
 

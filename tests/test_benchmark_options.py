@@ -23,3 +23,16 @@ def test_runner_rejects_bad_options(capsys, argv, message):
     with pytest.raises(SystemExit) as exit_:
         run.main(argv)
     assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_bf16_item_is_selectable_and_takes_the_model_filters():
+    assert "bf16" in run.ALL_ITEMS and "bf16" in run.MODEL_ITEMS and "bf16" not in run.DEFAULT_ITEMS
+
+
+def test_time_interleaved_calls_round_robin():
+    from benchmarks.common import time_interleaved
+
+    order = []
+    timings = time_interleaved({"a": lambda: order.append("a"), "b": lambda: order.append("b")}, repeats=3, warmup=1)
+    assert order == ["a", "b"] * 4
+    assert len(timings["a"].samples) == len(timings["b"].samples) == 3

@@ -110,7 +110,9 @@ def _adapter_list_rules(model_prefix: str) -> list:
             source = rf"{original_modality}_adapter_blocks_{part}\.(\d+)\."
             target = rf"{model_prefix}cross_modal_blocks.\1.{modality}_before_{position}."
             rules.append(drop(source + "gate_tk", "latent-token gate, created but never used by the original"))
-            rules.append(rename(source + r"conv_adapter\.weight", target + "token_projection.weight", conv1x1_to_linear))
+            rules.append(
+                rename(source + r"conv_adapter\.weight", target + "token_projection.weight", conv1x1_to_linear)
+            )
             for original, converted in _MODULE_NAMES.items():
                 if original in ("gate", "my_tokens", "gate_av"):
                     rules.append(rename(source + original, target + converted))
@@ -370,6 +372,7 @@ def processor_for_config(config):
         size={"height": size, "width": size}))
 
 
+TASK_KINDS = ("avvp", "avqa", "avs")  # the heads of hf_av.conversion.dg_sct_tasks
 ORIGINAL_KINDS = ("ave",)
 
 
@@ -381,13 +384,20 @@ def convert_dg_sct_checkpoint(
     write_model_card: bool = True,
 ) -> Path:
     """Convert an original AVE checkpoint into `output_dir` (safetensors, config, processor config, README.md),
-    written atomically. `original_model` may only be `"ave"` (the AVVP / AVQA / AVS heads are not ported yet).
-    Returns the folder."""
+    written atomically. `original_model`: `"ave"` (default) or one of the other task models `"avvp"`, `"avqa"`,
+    `"avs"` (`hf_av.conversion.dg_sct_tasks`). Returns the folder."""
     from ..hub.model_card import write_model_card as write_card
 
-    if original_model not in (None, *ORIGINAL_KINDS):
+    if original_model not in (None, *ORIGINAL_KINDS, *TASK_KINDS):
         raise CheckpointConversionError(
-            f"DG-SCT original model {original_model!r} is not supported; supported: {', '.join(ORIGINAL_KINDS)}"
+            f"DG-SCT original model {original_model!r} is not supported; supported: "
+            f"{', '.join((*ORIGINAL_KINDS, *TASK_KINDS))}"
+        )
+    if original_model in TASK_KINDS:
+        from .dg_sct_tasks import convert_dg_sct_task_checkpoint
+
+        return convert_dg_sct_task_checkpoint(
+            original_model, checkpoint, output_dir, original_config, write_model_card=write_model_card
         )
     model, report = load_original_dg_sct(checkpoint, original_config)
     logger.info(report.format())

@@ -54,7 +54,9 @@ def htsat_rules() -> list[Rule]:
         rename(_BLOCK + r"norm1\.(weight|bias)", _CLAP_BLOCK + r"layernorm_before.\3"),
         split(_BLOCK + r"attn\.qkv\.weight", [p + ".weight" for p in attention_parts]),
         split(_BLOCK + r"attn\.qkv\.bias", [p + ".bias" for p in attention_parts]),
-        rename(_BLOCK + r"attn\.relative_position_bias_table", _CLAP_BLOCK + "attention.self.relative_position_bias_table"),
+        rename(
+            _BLOCK + r"attn\.relative_position_bias_table", _CLAP_BLOCK + "attention.self.relative_position_bias_table"
+        ),
         rename(_BLOCK + r"attn\.relative_position_index", _CLAP_BLOCK + "attention.self.relative_position_index"),
         rename(_BLOCK + r"attn\.proj\.(weight|bias)", _CLAP_BLOCK + r"attention.output.dense.\3"),
         rename(_BLOCK + r"norm2\.(weight|bias)", _CLAP_BLOCK + r"layernorm_after.\3"),
@@ -97,13 +99,15 @@ def htsat_config_kwargs(esc_config: Mapping[str, Any], backbone_type: str = "aud
     if attention_window is None:
         attention_window = get("window_size", default=8)
     stride = get("patch_stride", "htsat_stride", default=(4, 4))
+    embed_dim = get("embed_dim", "htsat_dim", default=96)
+    depths = list(get("depths", "htsat_depth", default=(2, 2, 6, 2)))
     return {
         "spec_size": get("spec_size", "htsat_spec_size", default=256),
         "num_mel_bins": get("mel_bins", "num_mel_bins", default=64),
         "patch_size": get("patch_size", "htsat_patch_size", default=4),
         "patch_stride": list(stride) if not isinstance(stride, int) else [stride, stride],
-        "patch_embeds_hidden_size": get("embed_dim", "htsat_dim", default=96),
-        "depths": list(get("depths", "htsat_depth", default=(2, 2, 6, 2))),
+        "patch_embeds_hidden_size": embed_dim,
+        "depths": depths,
         "num_attention_heads": list(get("num_heads", "htsat_num_head", default=(4, 8, 16, 32))),
         "window_size": attention_window,
         "n_fft": n_fft,
@@ -111,7 +115,8 @@ def htsat_config_kwargs(esc_config: Mapping[str, Any], backbone_type: str = "aud
         "sampling_rate": sampling_rate,
         "f_min": float(get("fmin", "f_min", default=50.0)),
         "f_max": float(get("fmax", "f_max", default=14000.0)),
-        "hidden_size": get("embed_dim", "htsat_dim", default=96) * 2 ** (len(get("depths", "htsat_depth", default=(2, 2, 6, 2))) - 1),
+        # CLAP's `hidden_size` = the last stage's width
+        "hidden_size": embed_dim * 2 ** (len(depths) - 1),
         "clamp_window_to_resolution": True,
         "drop_path_on_mlp": True,
     }

@@ -3,6 +3,12 @@
 from .base import AudioVisualProcessor, FrameImageProcessor, SegmentedClipProcessor, WaveformFeatureExtractor
 from .cav_mae import CavMaeFeatureExtractor, CavMaeImageProcessor, CavMaeProcessor
 from .dg_sct import DgSctFeatureExtractor, DgSctImageProcessor, DgSctProcessor
+from .dg_sct_tasks import (
+    DgSctQuestionAnsweringProcessor,
+    DgSctQuestionTokenizer,
+    DgSctSegmentationImageProcessor,
+    DgSctSegmentationProcessor,
+)
 from .lavish import LavishFeatureExtractor, LavishImageProcessor, LavishProcessor
 from .vatt import VattFeatureExtractor, VattProcessor, VattTokenizer, VattVideoProcessor
 
@@ -14,6 +20,10 @@ __all__ = [
     "DgSctFeatureExtractor",
     "DgSctImageProcessor",
     "DgSctProcessor",
+    "DgSctQuestionAnsweringProcessor",
+    "DgSctQuestionTokenizer",
+    "DgSctSegmentationImageProcessor",
+    "DgSctSegmentationProcessor",
     "FrameImageProcessor",
     "LavishFeatureExtractor",
     "LavishImageProcessor",

@@ -5,15 +5,14 @@ from __future__ import annotations
 import torch
 
 from ..features.frames import middle_frame_index, opencv_seek_frame_indices
+from ..features.kaldi import kaldi_fbank_padded
 from .base import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     AudioVisualProcessor,
     FrameImageProcessor,
     WaveformFeatureExtractor,
-    kaldi_fbank_per_clip,
     check_setting,
-    pad_or_cut_rows,
 )
 
 __all__ = ["CavMaeFeatureExtractor", "CavMaeImageProcessor", "CavMaeProcessor"]
@@ -100,8 +99,17 @@ class CavMaeFeatureExtractor(WaveformFeatureExtractor):
                 raise ValueError(f"audio[{index}] has {waveform.shape[0]} channel(s); channel={self.channel} requested.")
             signal = waveform[self.channel]
             signals.append(signal - signal.mean() if self.subtract_waveform_mean else signal)
-        fbanks = kaldi_fbank_per_clip(
+        # SpecAugment masks with zeros before the normalisation; without it the fbank pass normalises directly.
+        augment = training and bool(self.frequency_mask or self.time_mask)
+        normalize_in_pass = self.do_normalize and not augment
+        padding_value = 0.0
+        if normalize_in_pass:  # zero rows normalised, in the same float32 roundings as the computed rows
+            padding_value = float((torch.zeros((), dtype=torch.float32) - self.mean) / self.std)
+        features = kaldi_fbank_padded(
             signals,
+            self.target_length,
+            normalize=(self.mean, self.std) if normalize_in_pass else None,
+            padding_value=padding_value,
             sample_frequency=self.sampling_rate,
             num_mel_bins=self.num_mel_bins,
             frame_length=self.frame_length,
@@ -111,11 +119,10 @@ class CavMaeFeatureExtractor(WaveformFeatureExtractor):
             use_energy=False,
             dither=0.0,
         )
-        features = torch.stack([pad_or_cut_rows(f, self.target_length) for f in fbanks])
-        if training and (self.frequency_mask or self.time_mask):
+        if augment:
             features = _spec_augment(features, self.frequency_mask, self.time_mask, generator)
-        if self.do_normalize:
-            features = (features - self.mean) / self.std
+            if self.do_normalize:
+                features = (features - self.mean) / self.std
         if training and self.add_noise:
             features = _noise_and_roll(features, generator)
         return {"input_values": features}

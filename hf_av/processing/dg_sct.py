@@ -99,6 +99,10 @@ class DgSctFeatureExtractor(WaveformFeatureExtractor):
 
     def tile_segments(self, wave: torch.Tensor) -> torch.Tensor:
         """Mono ``[N]`` -> ``[num_segments, tile_repeats * segment_samples]`` after the length policy."""
+        return self.segments(wave).repeat(1, self.tile_repeats)
+
+    def segments(self, wave: torch.Tensor) -> torch.Tensor:
+        """Mono ``[N]`` -> ``[num_segments, segment_samples]`` after the length policy (before tiling)."""
         segment_samples = int(self.sampling_rate * self.segment_seconds)
         total = self.num_segments * segment_samples
         if wave.shape[-1] < total:
@@ -106,15 +110,17 @@ class DgSctFeatureExtractor(WaveformFeatureExtractor):
                 wave = wave.repeat(math.ceil(total / wave.shape[-1]))
             else:
                 wave = torch.nn.functional.pad(wave, (0, total - wave.shape[-1]))
-        return wave[:total].reshape(self.num_segments, segment_samples).repeat(1, self.tile_repeats)
+        return wave[:total].reshape(self.num_segments, segment_samples)
 
     def _extract(self, waveforms, return_waveform: bool | None = None):
         return_waveform = self.return_waveform if return_waveform is None else return_waveform
-        tiled = torch.stack([self.tile_segments(w.mean(0) if w.shape[0] > 1 else w[0]) for w in waveforms])
+        segments = torch.stack([self.segments(w.mean(0) if w.shape[0] > 1 else w[0]) for w in waveforms])
         if return_waveform:
-            return {"input_values": tiled}
+            return {"input_values": segments.repeat(1, 1, self.tile_repeats)}
+        # The spectrogram of the tiled segments, computed from two tiles (same numbers, see log_mel_spectrogram).
         log_mel = log_mel_spectrogram(
-            tiled,
+            segments,
+            tile_repeats=self.tile_repeats,
             sampling_rate=self.sampling_rate,
             n_fft=self.n_fft,
             hop_length=self.hop_length,

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from transformers.utils import logging
 
+from ..features.kaldi import kaldi_fbank_padded
 from .base import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -13,8 +14,6 @@ from .base import (
     SegmentedClipProcessor,
     WaveformFeatureExtractor,
     check_setting,
-    kaldi_fbank_per_clip,
-    pad_or_cut_rows,
 )
 
 __all__ = ["LavishFeatureExtractor", "LavishImageProcessor", "LavishProcessor"]
@@ -121,8 +120,12 @@ class LavishFeatureExtractor(WaveformFeatureExtractor):
             segments.extend(
                 channel_signal[offset : offset + segment_samples] for offset in self.segment_offsets(waveform.shape[-1])
             )
-        fbanks = kaldi_fbank_per_clip(
+        # (fbank - mean) / (2 std), then zero rows up to target_length: one pass writing into the output
+        features = kaldi_fbank_padded(
             segments,
+            self.target_length,
+            normalize=(self.mean, 2 * self.std),
+            padding_value=0.0,
             sample_frequency=self.sampling_rate,
             num_mel_bins=self.num_mel_bins,
             frame_length=self.frame_length,
@@ -132,7 +135,6 @@ class LavishFeatureExtractor(WaveformFeatureExtractor):
             use_energy=False,
             dither=0.0,
         )
-        features = torch.stack([pad_or_cut_rows((f - self.mean) / (2 * self.std), self.target_length) for f in fbanks])
         return {"input_values": features.reshape(len(waveforms), self.num_segments, *features.shape[1:])}
 
 

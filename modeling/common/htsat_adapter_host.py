@@ -101,7 +101,8 @@ class HtsatConfig(ClapAudioConfig):
         if self.spec_size % self.num_mel_bins != 0:
             raise ValueError(
                 f"HtsatConfig.spec_size ({self.spec_size}) must be a multiple of num_mel_bins ({self.num_mel_bins}): "
-                "the spectrogram is folded into a spec_size x spec_size image with freq_ratio = spec_size // num_mel_bins."
+                "the spectrogram is folded into a spec_size x spec_size image with "
+                "freq_ratio = spec_size // num_mel_bins."
             )
         if len(self.depths) != len(self.num_attention_heads):
             raise ValueError(
@@ -166,7 +167,9 @@ class HtsatAdapterHost(nn.Module):
     def __init__(self, config: ClapAudioConfig | None = None, *, model: ClapAudioModel | None = None):
         super().__init__()
         if (config is None) == (model is None):
-            raise ValueError("HtsatAdapterHost needs exactly one of `config` (a ClapAudioConfig) or `model` (a ClapAudioModel).")
+            raise ValueError(
+                "HtsatAdapterHost needs exactly one of `config` (a ClapAudioConfig) or `model` (a ClapAudioModel)."
+            )
         if model is not None:
             if not isinstance(model, ClapAudioModel):
                 raise TypeError(f"`model` must be a transformers.ClapAudioModel, got {type(model).__name__}.")
@@ -275,9 +278,12 @@ class HtsatAdapterHost(nn.Module):
         if shift > 0:
             grid = torch.roll(grid, shifts=(-shift, -shift), dims=(1, 2))
         windows = window_partition(grid, window).view(-1, window * window, channels)
-        attention_mask = layer.get_attn_mask(padded_height, padded_width, dtype=hidden_states.dtype, device=windows.device)
+        attention_mask = layer.get_attn_mask(
+            padded_height, padded_width, dtype=hidden_states.dtype, device=windows.device
+        )
         attention_outputs = layer.attention(windows, attention_mask, output_attentions=output_attentions)
-        grid = window_reverse(attention_outputs[0].view(-1, window, window, channels), window, padded_height, padded_width)
+        attended = attention_outputs[0].view(-1, window, window, channels)
+        grid = window_reverse(attended, window, padded_height, padded_width)
         if shift > 0:
             grid = torch.roll(grid, shifts=(shift, shift), dims=(1, 2))
         if pad_values[3] > 0 or pad_values[5] > 0:

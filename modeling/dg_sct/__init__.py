@@ -19,3 +19,29 @@ __all__ = [
     "DgSctModelOutput",
     "DgSctPreTrainedModel",
 ]
+
+from .configuration_dg_sct_tasks import (  # noqa: E402
+    DgSctQuestionAnsweringConfig,
+    DgSctSegmentationConfig,
+    DgSctVideoParsingConfig,
+)
+from .modeling_dg_sct_tasks import (  # noqa: E402
+    DgSctForAudioVisualQuestionAnswering,
+    DgSctForAudioVisualSegmentation,
+    DgSctForAudioVisualVideoParsing,
+    DgSctQuestionAnsweringOutput,
+    DgSctSegmentationOutput,
+    DgSctVideoParsingOutput,
+)
+
+__all__ += [
+    "DgSctForAudioVisualQuestionAnswering",
+    "DgSctQuestionAnsweringConfig",
+    "DgSctQuestionAnsweringOutput",
+    "DgSctForAudioVisualVideoParsing",
+    "DgSctVideoParsingConfig",
+    "DgSctVideoParsingOutput",
+    "DgSctForAudioVisualSegmentation",
+    "DgSctSegmentationConfig",
+    "DgSctSegmentationOutput",
+]

@@ -14,6 +14,7 @@ __all__ = ["DgSctConfig", "DEFAULT_TRAINABLE_PARAMETERS"]
 DEFAULT_TRAINABLE_PARAMETERS = ["*cross_modal_blocks.*", "temporal_attention.*", "event_head.*"]
 
 LATENT_TOKEN_INITS = ("uniform", "zeros")
+GUIDE_RESAMPLINGS = ("linear", "bicubic")
 BACKGROUND_NAMES = ("background", "bg")
 
 # Released AVE backbones: timm `swinv2_large_window12_192_22k` and the AudioSet HTS-AT.
@@ -72,6 +73,11 @@ class DgSctConfig(PreTrainedConfig):
         channel_attention_weight (`float`, defaults to 0.3), spatial_attention_weight (`float`, defaults to 0.05):
             the re-weighting `x * (alpha * channel + beta * spatial + 1 - alpha)` (hard-coded alpha, beta in the
             original; 0.2 / 0.1 in its AVS-MS3 copy).
+        guide_resampling (`str`, defaults to `"linear"`): how the other modality's tokens reach the own token grid:
+            `"linear"` = a learned mix of all its tokens (`conv_adapter`, AVE/AVVP/AVQA), `"bicubic"` = its square
+            token grid bicubically resized to the own grid after the channel projection (the AVS-S4 copy).
+        gate_before_layer_norm (`bool`, defaults to False): multiply the bottleneck output by `gate` before the
+            LayerNorm after it (the AVS-S4 copy) instead of after it.
 
     AVE head (`TemporalAttention` + `CMBS` of the original):
         temporal_audio_dim (`int`, defaults to 128): width of the audio projection (`a_fc`) before the audio LSTM.
@@ -121,6 +127,8 @@ class DgSctConfig(PreTrainedConfig):
     gate_audio_adapters: bool = True
     channel_attention_weight: float = 0.3
     spatial_attention_weight: float = 0.05
+    guide_resampling: str = "linear"
+    gate_before_layer_norm: bool = False
     temporal_audio_dim: int = 128
     temporal_visual_dim: int = 512
     temporal_hidden_size: int = 256
@@ -182,7 +190,8 @@ class DgSctConfig(PreTrainedConfig):
                     "depth must be a positive multiple of the audio depth to pair the blocks."
                 )
         for stage in range(len(vision.depths)):
-            for name, width in (("vision", vision.embed_dim * 2**stage), ("audio", audio.patch_embeds_hidden_size * 2**stage)):
+            widths = (("vision", vision.embed_dim * 2**stage), ("audio", audio.patch_embeds_hidden_size * 2**stage))
+            for name, width in widths:
                 if width % self.adapter_reduction_factor != 0 or (width // self.adapter_reduction_factor) < 1:
                     raise ValueError(
                         f"DgSctConfig.adapter_reduction_factor ({self.adapter_reduction_factor}) must divide the "
@@ -212,6 +221,10 @@ class DgSctConfig(PreTrainedConfig):
         if self.latent_token_init not in LATENT_TOKEN_INITS:
             raise ValueError(
                 f"DgSctConfig.latent_token_init must be one of {LATENT_TOKEN_INITS}, got {self.latent_token_init!r}."
+            )
+        if self.guide_resampling not in GUIDE_RESAMPLINGS:
+            raise ValueError(
+                f"DgSctConfig.guide_resampling must be one of {GUIDE_RESAMPLINGS}, got {self.guide_resampling!r}."
             )
         if self.temporal_visual_dim != 2 * self.temporal_hidden_size:
             raise ValueError(

@@ -8,6 +8,7 @@ DG-SCT modules sit beside their blocks exactly where the original puts them. Tas
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -140,7 +141,17 @@ class DgSctCrossModalModule(nn.Module):
         self.gate = nn.Parameter(torch.zeros(1)) if gated else None
         self.latent_tokens = nn.Parameter(torch.zeros(config.num_latent_tokens, width))
         self.latent_gate = nn.Parameter(torch.zeros(1))
-        self.token_projection = nn.Linear(other_num_tokens, num_tokens)
+        self.gate_before_layer_norm = config.gate_before_layer_norm
+        if config.guide_resampling == "linear":
+            self.token_projection = nn.Linear(other_num_tokens, num_tokens)
+        else:  # "bicubic": square token grids resized (the AVS-S4 copy)
+            self.token_projection = None
+            self.grid_sizes = (math.isqrt(other_num_tokens), math.isqrt(num_tokens))
+            if self.grid_sizes[0] ** 2 != other_num_tokens or self.grid_sizes[1] ** 2 != num_tokens:
+                raise ValueError(
+                    "guide_resampling='bicubic' needs square token grids, got "
+                    f"{other_num_tokens} and {num_tokens} tokens."
+                )
         self.channel_projection = nn.Linear(other_width, width)
         self.channel_guide_proj = nn.Linear(width, width)
         self.channel_self_proj = nn.Linear(width, width)
@@ -159,8 +170,15 @@ class DgSctCrossModalModule(nn.Module):
 
     def forward(self, hidden_states: torch.Tensor, guide_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # 1. the other modality on the own grid: mix its tokens, then its channels.
-        guide = self.token_projection(guide_states.transpose(1, 2)).transpose(1, 2)
-        guide = self.channel_projection(guide)  # [B', N, C]
+        if self.token_projection is not None:
+            guide = self.token_projection(guide_states.transpose(1, 2)).transpose(1, 2)
+            guide = self.channel_projection(guide)  # [B', N, C]
+        else:
+            guide = self.channel_projection(guide_states)
+            other_side, side = self.grid_sizes
+            grid = guide.reshape(guide.shape[0], other_side, other_side, -1).permute(0, 3, 1, 2)
+            grid = F.interpolate(grid, size=(side, side), mode="bicubic", align_corners=False)
+            guide = grid.flatten(2).transpose(1, 2)
 
         # 2. latent-token exchange (no scaling, as the original).
         latent = self.latent_tokens.unsqueeze(0).expand(hidden_states.shape[0], -1, -1)
@@ -196,9 +214,11 @@ class DgSctCrossModalModule(nn.Module):
         if self.up_batch_norm is not None:
             output = self.up_batch_norm(output)
         output = output.squeeze(-1).transpose(1, 2)
+        if self.gate is not None and self.gate_before_layer_norm:
+            output = self.gate * output
         if self.layernorm_after is not None:
             output = self.layernorm_after(output)
-        if self.gate is not None:
+        if self.gate is not None and not self.gate_before_layer_norm:
             output = self.gate * output
         return output, attention_map
 
@@ -353,13 +373,16 @@ def _load_backbone(source, model_class, what: str):
     if isinstance(source, model_class):
         return source
     if isinstance(source, PreTrainedModel):
-        raise TypeError(f"{what} must be a {model_class.__name__} (or a folder / Hub id of one), got {type(source).__name__}.")
+        raise TypeError(
+            f"{what} must be a {model_class.__name__} (or a folder / Hub id of one), got {type(source).__name__}."
+        )
     return model_class.from_pretrained(source)
 
 
 def _check_inputs(input_values: torch.Tensor | None, pixel_values: torch.Tensor | None, config: DgSctConfig):
     if input_values is None or pixel_values is None:
-        missing = [name for name, value in (("input_values", input_values), ("pixel_values", pixel_values)) if value is None]
+        given = (("input_values", input_values), ("pixel_values", pixel_values))
+        missing = [name for name, value in given if value is None]
         raise ValueError(
             f"DG-SCT needs both modalities (each guides the other inside the encoders); missing: {', '.join(missing)}."
         )
@@ -381,7 +404,16 @@ def _check_inputs(input_values: torch.Tensor | None, pixel_values: torch.Tensor 
         )
     if pixel_values.ndim != 5:
         raise ValueError(
-            f"pixel_values must be frames [batch, segments, channels, height, width], got shape {tuple(pixel_values.shape)}."
+            "pixel_values must be frames [batch, segments, channels, height, width], got shape "
+            f"{tuple(pixel_values.shape)}."
+        )
+    image_size = config.vision_config.image_size
+    image_size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    if tuple(pixel_values.shape[-2:]) != image_size:
+        raise ValueError(
+            f"pixel_values frames are {pixel_values.shape[-2]}x{pixel_values.shape[-1]}; the model takes "
+            f"{image_size[0]}x{image_size[1]} (vision_config.image_size): the DG-SCT token projections are tied to "
+            "the token grid of that size."
         )
     if pixel_values.shape[:2] != input_values.shape[:2]:
         raise ValueError(
@@ -621,9 +653,9 @@ class DgSctEventHead(nn.Module):
         return scores.sort(dim=1, descending=True).values[:, : self.top_k].mean(dim=1)
 
     def forward(self, visual: torch.Tensor, audio: torch.Tensor):
-        av_class_logits = (
-            self._top_k_mean(self.visual_class_activation(visual)) + self._top_k_mean(self.audio_class_activation(audio))
-        ) / 2
+        visual_scores = self._top_k_mean(self.visual_class_activation(visual))
+        audio_scores = self._top_k_mean(self.audio_class_activation(audio))
+        av_class_logits = (visual_scores + audio_scores) / 2
         fused = (visual + audio) / 2
         is_event_logits = self.event_presence(fused).squeeze(-1)
         event_logits = self.event_classifier(fused.max(dim=1).values)
@@ -693,7 +725,14 @@ class DgSctForAudioVisualEventLocalization(DgSctPreTrainedModel):
                     f"labels must be per-segment class ids of shape {tuple(is_event_logits.shape)}, "
                     f"got {tuple(labels.shape)}."
                 )
-            loss = self.compute_loss(labels.to(logits.device).long(), is_event_logits, gate, logits, av_class_logits)
+            labels = labels.to(logits.device).long()
+            invalid = labels[(labels != -100) & ((labels < 0) | (labels >= self.config.num_labels))]
+            if invalid.numel():
+                raise ValueError(
+                    f"labels must be class ids in [0, {self.config.num_labels}) (background = "
+                    f"{self.config.background_id}) or -100 for padding, got {invalid.unique().tolist()}."
+                )
+            loss = self.compute_loss(labels, is_event_logits, gate, logits, av_class_logits)
         output = DgSctEventLocalizationOutput(
             loss=loss,
             logits=logits,

@@ -154,7 +154,8 @@ def test_standalone_dg_sct_module(original_config):
     module.load_state_dict(converted, strict=True)
     data = torch.load(FIXTURES / "dgsct_adapter_io.pt", weights_only=True)
     with torch.no_grad():
-        output, attention_map = module(data["x"].squeeze(-1).transpose(1, 2), data["vis_token"].squeeze(-1).transpose(1, 2))
+        own, other = data["x"].squeeze(-1).transpose(1, 2), data["vis_token"].squeeze(-1).transpose(1, 2)
+        output, attention_map = module(own, other)
     assert _max_diff(output.transpose(1, 2).unsqueeze(-1), data["output"]) <= BOUND
     assert _max_diff(attention_map.unsqueeze(1), data["spatial_att_maps"]) <= BOUND
 
@@ -164,7 +165,8 @@ def test_config_inferred_from_shapes_matches_the_original_config(original_config
     given = dg_sct_config_from_original(original_config, state_dict)
     # Without --original-config only what shapes cannot tell (image size, window sizes) must be supplied.
     partial = {"swin": {k: original_config["swin"][k] for k in ("img_size", "window_size")},
-               "htsat": {k: original_config["htsat"][k] for k in ("spec_size", "window_size", "patch_size", "patch_stride")}}
+               "htsat": {k: original_config["htsat"][k]
+                         for k in ("spec_size", "window_size", "patch_size", "patch_stride")}}
     inferred = dg_sct_config_from_original(partial, state_dict)
     for name in ("num_latent_tokens", "adapter_reduction_factor", "adapter_conv_groups", "temporal_hidden_size",
                  "temporal_visual_dim", "temporal_audio_dim", "temporal_intermediate_size", "num_labels"):
@@ -241,7 +243,8 @@ def test_conversion_script_writes_a_loadable_folder(tmp_path, io):
     assert (output_dir / "processor_config.json").is_file()
     model = DgSctForAudioVisualEventLocalization.from_pretrained(output_dir).eval()
     with torch.no_grad():
-        output = model(input_values=io["intermediates"]["htsat_logmel"].reshape(2, 10, 11, 32), pixel_values=io["image"])
+        log_mel = io["intermediates"]["htsat_logmel"].reshape(2, 10, 11, 32)
+        output = model(input_values=log_mel, pixel_values=io["image"])
     assert _max_diff(output.logits, io["event_scores"]) <= BOUND
 
 

@@ -88,7 +88,8 @@ class DgSctModelTest(ModelTesterMixin, unittest.TestCase):
 
     def batch_independent_fields(self, model_class):
         if model_class is DgSctModel:
-            return ["audio_pooler_output", "visual_pooler_output", "audio_last_hidden_state", "visual_last_hidden_state"]
+            return ["audio_pooler_output", "visual_pooler_output", "audio_last_hidden_state",
+                    "visual_last_hidden_state"]
         return ["logits", "is_event_logits", "audio_visual_gate", "av_class_logits"]
 
     def loss_kwargs(self, model_class, config, batch_size):
@@ -237,6 +238,8 @@ class DgSctModelTest(ModelTesterMixin, unittest.TestCase):
         with torch.no_grad():
             loss = model(**tiny_inputs(), labels=padded).loss
         self.assertTrue(torch.isfinite(loss))
+        with self.assertRaisesRegex(ValueError, r"class ids in \[0, 5\).*\[7\]"):
+            model(**tiny_inputs(), labels=torch.tensor([[1, 4, 7], [4, 4, 2]]))
         with self.assertRaisesRegex(ValueError, "per-segment class ids"):
             model(**tiny_inputs(), labels=torch.tensor([1, 2]))
 
@@ -251,6 +254,8 @@ class DgSctModelTest(ModelTesterMixin, unittest.TestCase):
             model(input_values=inputs["input_values"][:, :2], pixel_values=inputs["pixel_values"])
         with self.assertRaisesRegex(ValueError, r"\[batch, segments, frames, mel_bins\]"):
             model(input_values=inputs["input_values"][0], pixel_values=inputs["pixel_values"])
+        with self.assertRaisesRegex(ValueError, "frames are 24x24; the model takes 32x32"):
+            model(input_values=inputs["input_values"], pixel_values=inputs["pixel_values"][..., :24, :24])
         with self.assertRaisesRegex(ValueError, "at most 128"):
             model(input_values=torch.zeros(2, SEGMENTS, 129, 8), pixel_values=inputs["pixel_values"])
 
@@ -292,9 +297,9 @@ def test_build_from_pretrained_backbones_trains_only_dg_sct_and_head(tmp_path):
             parameter.add_(0.01)
     swin.save_pretrained(tmp_path / "swin")
     clap.save_pretrained(tmp_path / "clap")
-    settings = tiny_config().to_dict()
+    settings = {k: v for k, v in tiny_config().to_dict().items() if k not in ("vision_config", "audio_config")}
     model = DgSctForAudioVisualEventLocalization.from_pretrained_backbones(
-        tmp_path / "swin", tmp_path / "clap", **{k: v for k, v in settings.items() if k not in ("vision_config", "audio_config")}
+        tmp_path / "swin", tmp_path / "clap", **settings
     )
     for name, tensor in swin.state_dict().items():
         assert torch.equal(model.dg_sct.visual_backbone.swinv2.state_dict()[name], tensor), name

@@ -50,6 +50,18 @@ def test_geometry_helpers():
     assert torch.equal(rescale_frames(torch.arange(256, dtype=torch.uint8)), torch.arange(256, dtype=torch.uint8) / 255)
 
 
+@pytest.mark.parametrize("factor", [1 / 255, 1 / 127.5, 0.00392, 0.5])
+def test_rescale_uint8_fast_path_equals_float64_product(factor):
+    # uint8 frames may take a float32 division; it must give exactly the float64 product rounded once, for every
+    # value and memory layout (channels-last frames as decoders return them).
+    values = torch.arange(256, dtype=torch.uint8)
+    frames = values.repeat(3 * 4 * 5)[: 4 * 5 * 3 * 12].reshape(12, 4, 5, 3)[..., :3].movedim(-1, -3)
+    for x in (values, frames):
+        expected = (x.to(torch.float64) * factor).to(torch.float32)
+        out = rescale_frames(x, factor)
+        assert out.dtype == torch.float32 and torch.equal(out, expected)
+
+
 def test_sampling_rules():
     # CAV-MAE fixture clip: 132 frames at 25 fps -> targets 0,13,...,118, read at idx-1 by OpenCV.
     assert uniform_frame_indices(132, 10) == [0, 13, 26, 39, 52, 66, 79, 92, 105, 118]
