@@ -266,6 +266,9 @@ VATT = ModelFamily(
         "AutoModelForPreTraining": "modeling.vatt.VattForPreTraining",
         "AutoModelForVideoClassification": "modeling.vatt.VattForVideoClassification",
         "AutoModelForAudioClassification": "modeling.vatt.VattForAudioClassification",
+        # the classification task's head (hf-av train --task classification); `--modalities audio` trains the
+        # audio classifier instead (hf_av.training.tasks.model_class_for)
+        "AutoModelForAudioVisualClassification": "modeling.vatt.VattForVideoClassification",
     },
     feature_extractor="hf_av.processing.vatt.VattFeatureExtractor",
     video_processor="hf_av.processing.vatt.VattVideoProcessor",
@@ -306,7 +309,7 @@ VATT = ModelFamily(
         ),
         card_builder="hf_av.conversion.vatt.vatt_model_card",
     ),
-    tasks={"pretraining": "VattForPreTraining"},
+    tasks={"pretraining": "VattForPreTraining", "classification": "VattForVideoClassification"},
     processor_for_config="hf_av.conversion.vatt.processor_for_config",
 )
 

@@ -55,17 +55,23 @@ class AudioVisualCollator:
       Keys outside ``keys`` and non-numeric values such as ``sample_id`` are
       dropped, since Trainer passes every batch key to ``forward``; list them in ``passthrough`` to keep them
       as Python lists.
+    * ``one_hot_labels``: a class count; class-index ``labels [B]`` become float one-hot rows ``[B, C]`` (single-label
+      data training a sigmoid head that is multi-label by construction, e.g. VATT's audio classifier). Labels that
+      are already ``[B, C]`` are left alone.
     """
 
     def __init__(self, keys: Optional[Sequence[str]] = None, pad_token_id: int = 0, label_pad_value: int = -100,
                  pad_to_multiple_of: Optional[int] = None, return_padding_masks: bool = False,
-                 passthrough: Sequence[str] = ()):
+                 passthrough: Sequence[str] = (), one_hot_labels: Optional[int] = None):
         self.keys = tuple(keys) if keys is not None else None
         self.pad_token_id = pad_token_id
         self.label_pad_value = label_pad_value
         self.pad_to_multiple_of = pad_to_multiple_of
         self.return_padding_masks = return_padding_masks
         self.passthrough = tuple(passthrough)
+        if one_hot_labels is not None and int(one_hot_labels) < 1:
+            raise ValueError(f"one_hot_labels must be a class count >= 1, got {one_hot_labels}")
+        self.one_hot_labels = int(one_hot_labels) if one_hot_labels is not None else None
 
     def _pad_value(self, key: str):
         if key == "input_ids":
@@ -94,6 +100,15 @@ class AudioVisualCollator:
                 mask[i, : v.shape[0]] = 1
         return out, mask
 
+    def _one_hot(self, labels):
+        import torch
+
+        if labels.is_floating_point() or labels.min() < 0 or labels.max() >= self.one_hot_labels:
+            raise ValueError(
+                f"cannot one-hot labels {labels.tolist()}: class ids in 0..{self.one_hot_labels - 1} expected"
+            )
+        return torch.nn.functional.one_hot(labels.long(), self.one_hot_labels).float()
+
     def __call__(self, examples: Sequence[Mapping]) -> Dict:
         if not examples:
             raise ValueError("empty batch")
@@ -113,6 +128,8 @@ class AudioVisualCollator:
                     raise ValueError(f"cannot collate {key!r}: values of type {type(present[0]).__name__}")
                 continue  # e.g. sample_id strings
             stacked, mask = self._stack(key, tensors)
+            if key == "labels" and self.one_hot_labels is not None and stacked.dim() == 1:
+                stacked = self._one_hot(stacked)
             batch[key] = stacked
             if key == "input_ids" and "attention_mask" not in examples[0]:
                 batch["attention_mask"] = mask if mask is not None else _ones_mask(stacked)

@@ -2,13 +2,13 @@
 
 | task | class | model loaded by `pipeline(task, model=D)` (Auto classes of `hf_av.auto`) |
 |---|---|---|
-| `audio-visual-classification` | `AudioVisualClassificationPipeline` | `AutoModelForAudioVisualClassification` |
+| `audio-visual-classification` | `AudioVisualClassificationPipeline` | the head the folder's config names (VATT's video or audio classifier), else `AutoModelForAudioVisualClassification` |
 | `audio-visual-retrieval` | `AudioVisualRetrievalPipeline` | `AutoModel` (joint-space embeddings) |
 | `audio-visual-event-localization` | `AudioVisualEventLocalizationPipeline` | `AutoModelForAudioVisualEventLocalization` |
 | `audio-visual-feature-extraction` | `AudioVisualFeatureExtractionPipeline` | `AutoModel` |
 """
 
-from .audio_visual_classification import AudioVisualClassificationPipeline
+from .audio_visual_classification import AudioVisualClassificationPipeline, ClipClassifierLoader
 from .audio_visual_event_localization import (
     AudioVisualEventLocalizationPipeline,
     format_event_timeline,
@@ -21,7 +21,7 @@ from .base import MODALITIES
 from .embeddings import encode_modalities
 
 PIPELINE_TASKS = {
-    "audio-visual-classification": (AudioVisualClassificationPipeline, "AutoModelForAudioVisualClassification"),
+    "audio-visual-classification": (AudioVisualClassificationPipeline, "ClipClassifierLoader"),
     "audio-visual-retrieval": (AudioVisualRetrievalPipeline, "AutoModel"),
     "audio-visual-event-localization": (AudioVisualEventLocalizationPipeline, "AutoModelForAudioVisualEventLocalization"),
     "audio-visual-feature-extraction": (AudioVisualFeatureExtractionPipeline, "AutoModel"),
@@ -37,6 +37,7 @@ def register_pipelines() -> None:
 
     auto_classes = {
         "AutoModel": AutoModel,
+        "ClipClassifierLoader": ClipClassifierLoader,
         "AutoModelForAudioVisualClassification": AutoModelForAudioVisualClassification,
         "AutoModelForAudioVisualEventLocalization": AutoModelForAudioVisualEventLocalization,
     }
@@ -56,6 +57,7 @@ __all__ = [
     "AudioVisualEventLocalizationPipeline",
     "AudioVisualFeatureExtractionPipeline",
     "AudioVisualRetrievalPipeline",
+    "ClipClassifierLoader",
     "encode_modalities",
     "format_event_timeline",
     "register_pipelines",

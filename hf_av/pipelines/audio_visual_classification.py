@@ -9,7 +9,45 @@ from transformers import Pipeline
 
 from .base import AudioVisualInputMixin
 
-__all__ = ["AudioVisualClassificationPipeline"]
+__all__ = ["AudioVisualClassificationPipeline", "ClipClassifierLoader"]
+
+
+# the Auto classes whose models are clip classifiers
+CLASSIFIER_AUTO = (
+    "AutoModelForAudioVisualClassification", "AutoModelForAudioClassification", "AutoModelForVideoClassification",
+)
+
+
+class ClipClassifierLoader:
+    """What `pipeline("audio-visual-classification", model=folder)` loads a folder with.
+
+    The folder's own head when its config names one (`architectures`) that its family's row registers as a clip
+    classifier (`CLASSIFIER_AUTO`), so a family
+    with one classifier per modality (VATT: `VattForVideoClassification`, `VattForAudioClassification`) gets the
+    head it was saved as; otherwise `AutoModelForAudioVisualClassification` (the family's clip classifier).
+    """
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        from transformers import AutoConfig
+
+        from ..auto import AutoModelForAudioVisualClassification
+        from ..families import FAMILIES
+
+        config = kwargs.get("config")
+        if config is None or isinstance(config, str):
+            config = AutoConfig.from_pretrained(config or pretrained_model_name_or_path)
+        family = FAMILIES.get(getattr(config, "model_type", None))
+        classifiers = set()
+        if family is not None:
+            classifiers = {path.rsplit(".", 1)[-1] for auto, path in family.models.items() if auto in CLASSIFIER_AUTO}
+        for architecture in getattr(config, "architectures", None) or ():
+            if architecture in classifiers:
+                kwargs.pop("code_revision", None)  # only the Auto classes take it
+                head = family.model_class(architecture)
+                return head.from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        return AutoModelForAudioVisualClassification.from_pretrained(pretrained_model_name_or_path, *model_args,
+                                                                     **kwargs)
 
 
 class AudioVisualClassificationPipeline(AudioVisualInputMixin, Pipeline):
@@ -36,7 +74,13 @@ class AudioVisualClassificationPipeline(AudioVisualInputMixin, Pipeline):
             the original's missing-modality mode), exactly as when it is called directly.
         mode (`str`, *optional*): deprecated; call the model directly to force one of its inference modes.
         function_to_apply (`"sigmoid"`, `"softmax"` or `"none"`): score function; by default sigmoid for
-            multi-label models (`problem_type="multi_label_classification"`, AudioSet), softmax otherwise.
+            multi-label models (`problem_type="multi_label_classification"`, AudioSet), the model's own
+            `probabilities` when its config sets no `problem_type` and it returns them (VATT: softmax for the video
+            classifier, sigmoid for the audio one), softmax otherwise.
+
+    VATT's two classifiers (`VattForVideoClassification`, `VattForAudioClassification`) work here too: a folder is
+    loaded as the head its config names, and each is fed only the input it takes (frames or waveform), through the
+    VATT processor (several views per clip are averaged by the model).
     """
 
     _load_processor = True
@@ -84,19 +128,28 @@ class AudioVisualClassificationPipeline(AudioVisualInputMixin, Pipeline):
     def _forward(self, model_inputs, mode=None):
         # Inputs only: the model decides what to do with a missing modality (deprecated mode= is passed through).
         outputs = self.model(**model_inputs, **({} if mode is None else {"mode": mode}))
-        return {"logits": outputs.logits}
+        result = {"logits": outputs.logits}
+        if getattr(outputs, "probabilities", None) is not None:
+            result["probabilities"] = outputs.probabilities
+        return result
 
     def postprocess(self, model_outputs, top_k=5, function_to_apply=None):
         config = self.model.config
+        logits = model_outputs["logits"][0].float()
+        probabilities = model_outputs.get("probabilities")
         if function_to_apply is None:
             if config.problem_type == "regression" or config.num_labels == 1:
                 function_to_apply = "none"
             elif config.problem_type == "multi_label_classification":
                 function_to_apply = "sigmoid"
+            elif config.problem_type is None and probabilities is not None:
+                # the model's own score function (VATT: softmax for video, sigmoid for its AudioSet-style audio head)
+                function_to_apply = "model"
             else:
                 function_to_apply = "softmax"
-        logits = model_outputs["logits"][0].float()
-        if function_to_apply == "softmax":
+        if function_to_apply == "model":
+            scores = probabilities[0].float()
+        elif function_to_apply == "softmax":
             scores = logits.softmax(-1)
         elif function_to_apply == "sigmoid":
             scores = logits.sigmoid()

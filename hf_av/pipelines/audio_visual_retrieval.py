@@ -10,7 +10,7 @@ import torch
 from transformers import Pipeline
 
 from .base import AudioVisualInputMixin, resolve_modality
-from .embeddings import encode_modalities, supported_embedding_modalities
+from .embeddings import encode_modalities, supported_embedding_modalities, visual_embedding_spaces
 
 __all__ = ["AudioVisualRetrievalPipeline"]
 
@@ -38,7 +38,9 @@ class AudioVisualRetrievalPipeline(AudioVisualInputMixin, Pipeline):
         candidate_embeddings (`[N, D]` tensor/array): precomputed candidate embeddings (see `embed_candidates`).
         candidate_names (`list[str]`, *optional*): names returned with the ranking (default: the paths / keys).
         query_modality (`"audio"`, `"visual"` or `"text"`, defaults to `"audio"`): how the query is embedded.
-            Text queries (`{"text": "..."}`) need a model with a text tower (VATT). `"video"` is a deprecated name
+            Text queries (`{"text": "..."}`) need a model with a text tower (VATT); the candidates' frames are then
+            embedded in VATT's video-text space (audio/visual queries use its video-audio space). With
+            `candidate_embeddings=` for text queries, build the bank with `embed_candidates(..., space="text")`. `"video"` is a deprecated name
             of `"visual"` (here and for `candidate_modality`).
         candidate_modality (`"audio"` or `"visual"`): how the candidates are embedded (default: `"visual"` for
             audio/text queries, `"audio"` for visual queries).
@@ -97,12 +99,18 @@ class AudioVisualRetrievalPipeline(AudioVisualInputMixin, Pipeline):
 
     # Candidate bank -----------------------------------------------------------------------------------------------
     def embed_candidates(
-        self, candidates, modality: str = "visual", batch_size: int | None = None, frames="middle", progress: bool = False
+        self, candidates, modality: str = "visual", batch_size: int | None = None, frames="middle", progress: bool = False,
+        space: str | None = None,
     ) -> torch.Tensor:
-        """Embed clips in `modality` (`"audio"` or `"visual"`), `batch_size` at a time -> `[N, D]` float tensor (CPU)."""
+        """Embed clips in `modality` (`"audio"` or `"visual"`), `batch_size` at a time -> `[N, D]` float tensor (CPU).
+
+        `space` (models with several joint spaces, VATT): `"text"` embeds the frames in the video-text space, for
+        text queries; default the video-audio space."""
         modality = resolve_modality(modality, "modality", ("audio", "visual"))
         if modality is None:
             raise ValueError("modality must be 'audio' or 'visual', got None")
+        if space == "text" and modality != "visual":
+            raise ValueError("only frames have a video-text embedding (space='text' needs modality='visual')")
         items = list(candidates.values()) if isinstance(candidates, Mapping) else list(candidates)
         if not items:
             raise ValueError("candidates: empty")
@@ -118,7 +126,8 @@ class AudioVisualRetrievalPipeline(AudioVisualInputMixin, Pipeline):
             key = "input_values" if modality == "audio" else "pixel_values"
             batch = {key: torch.cat([clip[key] for clip in clips]).to(self.device)}
             with self.device_placement(), torch.inference_mode():
-                embeds = encode_modalities(self.model, self._model_dtype_cast(batch))[_EMBED_KEY[modality]]
+                embeds = encode_modalities(self.model, self._model_dtype_cast(batch),
+                                           visual_space=space)[_EMBED_KEY[modality]]
             chunks.append(embeds.float().cpu())
         return torch.cat(chunks)
 
@@ -143,8 +152,14 @@ class AudioVisualRetrievalPipeline(AudioVisualInputMixin, Pipeline):
         if candidates is not None:
             if isinstance(candidates, (str, os.PathLike, bytes)) or not isinstance(candidates, (Sequence, Mapping)):
                 raise ValueError("candidates must be a list of clips or a {name: clip} mapping")
+            # a text query meets the frames in the video-text space of a model with several joint spaces (VATT)
+            space = "text" if query_modality == "text" and "text" in visual_embedding_spaces(self.model) else None
+            if space == "text" and candidate_modality != "visual":
+                raise ValueError("text queries are compared with frames (candidate_modality='visual'): the audio has "
+                                 "no embedding in the video-text space")
             candidate_embeddings = self.embed_candidates(
-                candidates, candidate_modality, batch_size=kwargs.get("batch_size"), frames=kwargs.get("frames", "middle")
+                candidates, candidate_modality, batch_size=kwargs.get("batch_size"), frames=kwargs.get("frames", "middle"),
+                space=space,
             )
         else:
             candidate_embeddings = torch.as_tensor(np.asarray(candidate_embeddings), dtype=torch.float32)

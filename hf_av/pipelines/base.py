@@ -84,7 +84,17 @@ class AudioVisualInputMixin:
         if isinstance(modalities, str):
             modalities = (modalities,)
         # "video" / "image" are older names of the visual input
-        return tuple("visual" if name in ("video", "image") else name for name in modalities)
+        modalities = tuple("visual" if name in ("video", "image") else name for name in modalities)
+        # a head that takes one modality's input only (VATT's video / audio classifiers share their family's
+        # `input_modalities`) is fed only that one
+        import inspect
+
+        parameters = inspect.signature(self.model.forward).parameters
+        if not any(p.kind == p.VAR_POSITIONAL for p in parameters.values()):
+            taken = {"audio": "input_values" in parameters, "visual": "pixel_values" in parameters}
+            if any(taken.values()):
+                modalities = tuple(name for name in modalities if taken.get(name, True))
+        return modalities
 
     def _processor_modalities(self, modality: str | None) -> str:
         """The processor's `modalities=` for the pipeline's `modality` (restricted to what the model takes)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["base_model_of", "encode_modalities", "supported_embedding_modalities"]
+__all__ = ["base_model_of", "encode_modalities", "supported_embedding_modalities", "visual_embedding_spaces"]
 
 _VISUAL_METHODS = ("get_visual_features", "get_video_features")
 
@@ -46,10 +46,25 @@ def _first(output, name: str, index: int):
     return value
 
 
+def visual_embedding_spaces(model) -> tuple[str, ...]:
+    """The joint spaces the visual embedding can be asked for (VATT: `("audio", "text")`: its video-audio and
+    video-text spaces); `()` for a model with one joint space."""
+    import inspect
+
+    method = _visual_method(base_model_of(model))
+    if method is None or "space" not in inspect.signature(method).parameters:
+        return ()
+    return ("audio", "text") if hasattr(base_model_of(model), "get_text_features") else ("audio",)
+
+
 @torch.no_grad()
-def encode_modalities(model, inputs: dict, return_tokens: bool = False) -> dict[str, torch.Tensor]:
+def encode_modalities(model, inputs: dict, return_tokens: bool = False,
+                      visual_space: str | None = None) -> dict[str, torch.Tensor]:
     """Embeddings of whatever modalities `inputs` holds: `audio_embeds` `[B, D]`, `visual_embeds` `[B, D]`,
-    `text_embeds`; with `return_tokens` also `audio_tokens` / `visual_tokens` (the last hidden states)."""
+    `text_embeds`; with `return_tokens` also `audio_tokens` / `visual_tokens` (the last hidden states).
+
+    `visual_space`: for models with several joint spaces (VATT), the space of `visual_embeds`: `"audio"` (the
+    video-audio space, the default) or `"text"` (the video-text space, to compare with `text_embeds`)."""
     base = base_model_of(model)
     results: dict[str, torch.Tensor] = {}
     if inputs.get("input_values") is not None:
@@ -63,7 +78,13 @@ def encode_modalities(model, inputs: dict, return_tokens: bool = False) -> dict[
         method = _visual_method(base)
         if method is None:
             raise ValueError(f"{type(model).__name__} has no visual embedding (get_visual_features)")
-        out = method(inputs["pixel_values"], return_dict=True)
+        space = {"space": visual_space} if visual_space is not None else {}
+        if space and visual_space not in visual_embedding_spaces(model):
+            raise ValueError(
+                f"{type(model).__name__} has no visual embedding in the {visual_space} space "
+                f"(spaces: {visual_embedding_spaces(model) or 'one joint space'})"
+            )
+        out = method(inputs["pixel_values"], return_dict=True, **space)
         results["visual_embeds"] = _first(out, "pooler_output", 1)
         if return_tokens:
             results["visual_tokens"] = _first(out, "last_hidden_state", 0)

@@ -19,12 +19,15 @@ def compute_embeddings(model, batches: Iterable[dict], device=None) -> dict[str,
     """Pooled, L2-normalised audio and visual embeddings (and labels) of every batch.
 
     `model` is a family's base model or any head over it (its `base_model` gives the encoder); the base model
-    must provide `get_audio_features` / `get_visual_features` returning `pooler_output`.
+    must provide `get_audio_features` and `get_visual_features` (or Transformers' video name `get_video_features`,
+    VATT: the video-audio space) returning `pooler_output`.
     """
     encoder = model.base_model if hasattr(model, "base_model") else model
-    for name in ("get_audio_features", "get_visual_features"):
+    visual_name = "get_visual_features" if hasattr(encoder, "get_visual_features") else "get_video_features"
+    for name in ("get_audio_features", visual_name):
         if not hasattr(encoder, name):
             raise ValueError(f"{type(encoder).__name__} has no {name}(); retrieval needs a joint-embedding model")
+    get_visual_features = getattr(encoder, visual_name)
     was_training = encoder.training
     encoder.eval()
     device = device or next(encoder.parameters()).device
@@ -32,7 +35,7 @@ def compute_embeddings(model, batches: Iterable[dict], device=None) -> dict[str,
     try:
         for batch in batches:
             audio.append(encoder.get_audio_features(batch["input_values"].to(device)).pooler_output.float().cpu())
-            visual.append(encoder.get_visual_features(batch["pixel_values"].to(device)).pooler_output.float().cpu())
+            visual.append(get_visual_features(batch["pixel_values"].to(device)).pooler_output.float().cpu())
             if "labels" in batch:
                 labels.append(batch["labels"].cpu())
     finally:

@@ -18,7 +18,7 @@ import torch
 from transformers import AutoConfig, Trainer, TrainingArguments, set_seed
 
 from .evaluation import evaluate_retrieval, evaluate_segments
-from .tasks import classification_metrics, get_task, model_class_for, processor_for_config
+from .tasks import check_head_inputs, classification_metrics, get_task, model_class_for, processor_for_config
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +29,9 @@ MODALITY_KEYS = {
     "audio": ("input_values",),
     "visual": ("pixel_values",),
 }
+# the manifest column holding a clip's narration (pre-training of models with a text tower: VATT's MIL-NCE)
+TEXT_COLUMN = "text"
+TEXT_KEYS = ("input_ids", "attention_mask")
 
 
 @dataclass
@@ -276,22 +279,101 @@ def _build_model(job: AudioVisualJobArguments, task, encoder, names):
         model_class = get_family(job.model_type).head_for_task(task.name)
         return _build_from_backbones(job, model_class, overrides)
     if job.model_name_or_path:
+        _refuse_original_checkpoint(job.model_name_or_path)
         config = AutoConfig.from_pretrained(job.model_name_or_path, **overrides)
-        model_class = model_class_for(task, config)
+        model_class = model_class_for(task, config, job.modalities)
+        _keep_one_tower(config, task, job.modalities)
         # a new head (or another label set) is initialised fresh; the encoder comes from the folder
         model = model_class.from_pretrained(job.model_name_or_path, config=config, ignore_mismatched_sizes=True)
     else:
         config = AutoConfig.for_model(job.model_type, **overrides)
-        model = model_class_for(task, config)(config)
+        _keep_one_tower(config, task, job.modalities)
+        model = model_class_for(task, config, job.modalities)(config)
     return model
 
 
-def _build_processor(job: AudioVisualJobArguments, config):
+def _refuse_original_checkpoint(path: str) -> None:
+    """An original checkpoint (TF2 prefix `ckpt-N`, a `.pth` / `.pt` file) is converted first; say so and how."""
+    candidate = Path(path)
+    is_tf_prefix = Path(f"{path}.index").is_file() or (candidate.suffix == ".index" and candidate.is_file())
+    if is_tf_prefix or (candidate.is_file() and candidate.suffix in (".pth", ".pt", ".ckpt")):
+        raise ValueError(
+            f"--model_name_or_path {path} is an original checkpoint, not a model folder: convert it first "
+            "(`hf-av convert --model <family> --checkpoint ... --output-dir FOLDER`) and pass FOLDER"
+        )
+    if not candidate.exists() and Path(path).parent.is_dir() and Path(path).name.startswith("ckpt-"):
+        raise ValueError(f"--model_name_or_path {path}: no such folder (and no TF checkpoint {path}.index)")
+
+
+def _keep_one_tower(config, task, modalities: str) -> None:
+    """A single-modality classifier of a family whose config lists its towers (VATT's `modalities`) keeps only that
+    tower: the saved folder then is that classifier and nothing else (no untrained or unused towers, and loading it
+    as the other modality's head fails clearly instead of pairing a head with the wrong tower)."""
+    towers = getattr(config, "modalities", None)
+    if task.name != "classification" or modalities not in ("audio", "visual") or not isinstance(towers, list):
+        return
+    if modalities not in towers:
+        raise ValueError(f"--modalities {modalities}: the model has no {modalities} tower (its towers: {towers})")
+    config.modalities = [modalities]
+
+
+def _build_processor(job: AudioVisualJobArguments, config, narrations: list[str] | None = None,
+                     output_dir: str | None = None):
     if job.model_name_or_path and (Path(job.model_name_or_path) / "processor_config.json").is_file():
         from transformers import AutoProcessor
 
-        return AutoProcessor.from_pretrained(job.model_name_or_path)
-    return processor_for_config(config)
+        processor = AutoProcessor.from_pretrained(job.model_name_or_path)
+    else:
+        processor = processor_for_config(config)
+    if narrations:
+        _ensure_vocabulary(processor, config, narrations, output_dir)
+    return processor
+
+
+SPECIAL_TOKENS = ("pad_token", "bos_token", "eos_token", "unk_token")
+
+
+def _ensure_vocabulary(processor, config, narrations: list[str], output_dir: str | None) -> None:
+    """A tokenizer without a word vocabulary (a text tower trained from scratch) gets the training narrations' words.
+
+    The words are cut exactly as the tokenizer cuts them (its own `tokenize`), listed after its special tokens (pad
+    first: id 0) in sorted order, and must fit the model's word table (`text_vocab_size`).
+    """
+    tokenizer = getattr(processor, "tokenizer", None)
+    if tokenizer is None or len(tokenizer.get_vocab()) > len(SPECIAL_TOKENS):
+        return  # a model folder's or a released vocabulary is kept as it is
+    words = sorted({word for text in narrations for word in tokenizer.tokenize(text)}
+                   - {str(getattr(tokenizer, name)) for name in SPECIAL_TOKENS})
+    vocabulary = [str(getattr(tokenizer, name)) for name in SPECIAL_TOKENS] + words
+    table_size = getattr(config, "text_vocab_size", None)
+    if table_size is not None and len(vocabulary) > table_size:
+        raise ValueError(
+            f"the training narrations have {len(words)} distinct words ({len(vocabulary)} with the special tokens), "
+            f"more than the model's word table holds (text_vocab_size = {table_size}); raise it with "
+            f"--config_overrides '{{\"text_vocab_size\": {len(vocabulary)}}}'"
+        )
+    os.makedirs(output_dir or ".", exist_ok=True)
+    path = os.path.join(output_dir or ".", "narration_vocabulary.txt")
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("".join(f"{word}\n" for word in vocabulary))
+    processor.tokenizer = type(tokenizer)(vocab_file=path, max_length=tokenizer.max_length)
+    logger.info("text vocabulary of %d words built from the training narrations (%s)", len(vocabulary), path)
+
+
+def _narrations(rows: list[dict], manifest: str) -> list[str] | None:
+    """The rows' `text` column (one narration per clip), None when the manifest has none; partly filled is an error
+    (MIL-NCE would take an empty narration as a positive)."""
+    texts = [row.get(TEXT_COLUMN) for row in rows]
+    given = [isinstance(text, str) and text.strip() != "" for text in texts]
+    if not any(given):
+        return None
+    if not all(given):
+        missing = [rows[i].get("path") for i, ok in enumerate(given) if not ok][:5]
+        raise ValueError(
+            f"{manifest}: {given.count(False)} of {len(rows)} rows have no {TEXT_COLUMN!r} (e.g. {missing}); give "
+            "every clip its narration, or none (video-audio NCE only)"
+        )
+    return [str(text) for text in texts]
 
 
 def _error_policy(job, training_args):
@@ -328,27 +410,32 @@ def _epoch_rows(rows: list, num_samples: int, seed: int) -> list:
     return ordered
 
 
-def _stream(manifest, processor, job, training_args, *, train: bool, frame_index, label_names):
+def _stream(manifest, processor, job, training_args, *, train: bool, frame_index, label_names, with_text=False):
     from hf_av.data import split_by_node, stream_from_rows
+
+    # narrations go to the processor's `text=` beside the clip (tokenised by the family's tokenizer)
+    input_columns = {"videos": "path", "text": TEXT_COLUMN} if with_text else None
+    processor_kwargs = _processor_kwargs(processor, job.modalities if train else "audio-visual", frame_index,
+                                         with_text)
 
     if job.preprocess_once:
         # cached per manifest: a manifest shared by two runs (clean clips pre-trained on, then fine-tuned on with
         # a noisy manifest) is decoded once
         paths = [path for path in str(manifest).split(",") if path.strip()] or [manifest]  # none: the error below
         parts = [_preprocessed_in_memory(read_manifests(path, job.media_root), processor, job, training_args,
-                                         frame_index, label_names) for path in paths]
+                                         processor_kwargs, label_names, input_columns) for path in paths]
         return parts[0] if len(parts) == 1 else InMemoryExamples([ex for part in parts for ex in part.examples])
     rows = read_manifests(manifest, job.media_root)
     if train:
         per_step = training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps
         rows = _epoch_rows(rows, per_step * training_args.world_size * training_args.max_steps, training_args.seed)
-    processor_kwargs = {"frame_index": frame_index} if frame_index is not None else None
     dataset = stream_from_rows(
         rows,
         processor,
         label_names=label_names,
         processor_kwargs=processor_kwargs,
         error_policy=_error_policy(job, training_args),
+        input_columns=input_columns,
     )
     if training_args.world_size > 1:
         dataset = split_by_node(dataset, rank=training_args.process_index, world_size=training_args.world_size)
@@ -373,11 +460,26 @@ class InMemoryExamples(torch.utils.data.Dataset):
 _PREPROCESSED_CACHE: dict[str, InMemoryExamples] = {}
 
 
-def _preprocessed_in_memory(rows, processor, job, training_args, frame_index, label_names) -> InMemoryExamples:
+def _processor_kwargs(processor, modalities: str, frame_index, with_text: bool) -> dict | None:
+    """Call options of the stream's processor: the frame choice, and the modalities a clip must have, for processors
+    that take `modalities=` and default to whatever a file has (VATT): a clip missing one the model needs is then a
+    decode failure, skipped and named in the report, instead of a batch the collator cannot assemble."""
+    import inspect
+
+    kwargs = {"frame_index": frame_index} if frame_index is not None else {}
+    if "modalities" in inspect.signature(processor.__call__).parameters:
+        names = {"audio-visual": ["audio", "visual"], "audio": ["audio"], "visual": ["visual"]}[modalities]
+        kwargs["modalities"] = names + (["text"] if with_text else [])
+    return kwargs or None
+
+
+def _preprocessed_in_memory(rows, processor, job, training_args, processor_kwargs, label_names,
+                            input_columns=None) -> InMemoryExamples:
     from hf_av.data import stream_from_rows
 
     key = json.dumps(
-        [rows, processor.to_dict() if hasattr(processor, "to_dict") else repr(processor), frame_index, label_names],
+        [rows, processor.to_dict() if hasattr(processor, "to_dict") else repr(processor), processor_kwargs, label_names,
+         input_columns],
         sort_keys=True, default=str,
     )
     if key not in _PREPROCESSED_CACHE:
@@ -385,8 +487,9 @@ def _preprocessed_in_memory(rows, processor, job, training_args, frame_index, la
         indexed = [dict(row, _hf_av_row=i) for i, row in enumerate(rows)]
         stream = stream_from_rows(
             indexed, processor, label_names=label_names,
-            processor_kwargs={"frame_index": frame_index} if frame_index is not None else None,
+            processor_kwargs=processor_kwargs,
             error_policy=_error_policy(job, training_args), keep_columns=("_hf_av_row",),
+            input_columns=input_columns,
         ).with_format("torch")
         if job.preprocess_workers > 0:
             loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=job.preprocess_workers)
@@ -431,21 +534,30 @@ def build_trainer(job: AudioVisualJobArguments, training_args: TrainingArguments
     set_seed(training_args.seed)  # the model's initialisation, not only the training, follows --seed
     model = _build_model(job, task, encoder if task.label_mode else None, class_names)
     trainable = apply_trainable_policy(model, job.trainable_parameters)
-    processor = _build_processor(job, model.config)
+    import inspect
+
+    # pre-training of a model with a text tower (VATT's MIL-NCE) reads the clips' narrations when the manifest has them
+    narrations = None
+    if task.name == "pretraining" and "input_ids" in inspect.signature(model.forward).parameters:
+        narrations = _narrations(read_manifests(job.train_manifest, job.media_root), job.train_manifest)
+    processor = _build_processor(job, model.config, narrations, training_args.output_dir)
     label_names = list(encoder.label_names) if encoder is not None and encoder.label_names is not None else None
     if task.label_mode == "segments":
         for manifest in filter(None, (job.train_manifest, job.eval_manifest)):
             check_segment_labels(read_manifests(manifest, job.media_root), processor, manifest)
 
     model_keys = MODALITY_KEYS[job.modalities]
-    train_keys = model_keys + (("labels",) if task.label_mode else ())
+    check_head_inputs(type(model), model_keys)
+    train_keys = model_keys + (TEXT_KEYS if narrations else ()) + (("labels",) if task.label_mode else ())
+    single_frame = getattr(processor, "single_frame_per_clip", False)
     # with augmentation, single-frame processors hand over all their frames and the training step draws one
-    train_frames = "all" if job.augment and getattr(processor, "single_frame_per_clip", False) else None
+    train_frames = "all" if job.augment and single_frame else None
     train_dataset = _stream(job.train_manifest, processor, job, training_args, train=True, frame_index=train_frames,
-                            label_names=label_names)
+                            label_names=label_names, with_text=bool(narrations))
     eval_dataset = None
     if job.eval_manifest:
-        eval_frames = "all" if (task.metric == "classification" and job.eval_all_frames) else None
+        # multi-frame processors (VATT's clip windows) already give the model the whole clip
+        eval_frames = "all" if (task.metric == "classification" and job.eval_all_frames and single_frame) else None
         eval_dataset = _stream(job.eval_manifest, processor, job, training_args, train=False,
                                frame_index=eval_frames, label_names=label_names)
     noise = _background_noise(job, processor) if job.background_noise else None
@@ -460,7 +572,7 @@ def build_trainer(job: AudioVisualJobArguments, training_args: TrainingArguments
         args=training_args,
         train_dataset=train_dataset,
         eval_dataset=eval_dataset if task.metric == "classification" else None,
-        data_collator=AudioVisualCollator(keys=train_keys),
+        data_collator=AudioVisualCollator(keys=train_keys, one_hot_labels=_one_hot_classes(model, encoder)),
         compute_metrics=classification_metrics(model.config.problem_type) if task.metric == "classification" else None,
         head_learning_rate_multiplier=job.head_learning_rate_multiplier,
         head_prefixes=_head_prefixes(model) if task.label_mode == "segments" else ("classifier",),
@@ -470,6 +582,14 @@ def build_trainer(job: AudioVisualJobArguments, training_args: TrainingArguments
     trainer.hf_av_processor = processor
     trainer.hf_av_trainable = trainable
     return trainer, eval_dataset
+
+
+def _one_hot_classes(model, encoder) -> int | None:
+    """The class count when single-label data trains a sigmoid head that is multi-label by construction (VATT's
+    audio classifier, as the original's AudioSet head): class ids become one-hot rows for its binary cross-entropy."""
+    if encoder is None or encoder.mode != "single" or not getattr(model, "_multi_label", False):
+        return None
+    return int(model.config.num_labels)
 
 
 def _head_prefixes(model) -> tuple[str, ...]:

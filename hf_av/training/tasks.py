@@ -54,11 +54,44 @@ def auto_class_for(task: TaskSpec):
     return resolve(task.auto_class, f"Auto class of task {task.name!r}")
 
 
-def model_class_for(task: TaskSpec, config):
-    """The head class the family row of `config` trains for `task` (error names the family and the task)."""
+# A single-modality classification job trains the head the family registers for that modality with Transformers'
+# own Auto class, when it has one (VATT: a video and an audio classifier); otherwise the task's head.
+SINGLE_MODALITY_HEADS = {"audio": "AutoModelForAudioClassification", "visual": "AutoModelForVideoClassification"}
+
+
+def model_class_for(task: TaskSpec, config, modalities: str = "audio-visual"):
+    """The head class the family row of `config` trains for `task` (error names the family and the task).
+
+    One rule for classification: with `modalities` "audio" or "visual", the family's model registered with
+    `AutoModelForAudioClassification` / `AutoModelForVideoClassification` (VATT: `VattForAudioClassification` /
+    `VattForVideoClassification`) when the row has one, else the row's classification head (CAV-MAE's
+    audio-visual classifier, which runs either modality alone).
+    """
     from hf_av.families import get_family
 
-    return get_family(config.model_type).head_for_task(task.name)
+    family = get_family(config.model_type)
+    head = family.head_for_task(task.name)
+    if task.name == "classification" and modalities in SINGLE_MODALITY_HEADS:
+        path = family.models.get(SINGLE_MODALITY_HEADS[modalities])
+        if path is not None:
+            head = family.model_class(path.rsplit(".", 1)[-1])
+    return head
+
+
+def check_head_inputs(model_class, input_keys) -> None:
+    """The head must take every input the job feeds it; the error names the inputs and what to pass instead."""
+    import inspect
+
+    parameters = inspect.signature(model_class.forward).parameters
+    missing = [key for key in input_keys if key not in parameters]
+    if missing:
+        taken = [key for key in ("input_values", "pixel_values", "input_ids") if key in parameters]
+        modality = {"input_values": "audio", "pixel_values": "visual"}
+        hint = " or ".join(f"--modalities {modality[key]}" for key in taken if key in modality)
+        raise ValueError(
+            f"{model_class.__name__} takes {taken} but the job feeds it {list(input_keys)} ({missing} not taken)"
+            + (f"; pass {hint}" if hint else "")
+        )
 
 
 def cav_mae_processor_for_config(config):
@@ -94,6 +127,9 @@ def classification_metrics(problem_type: str | None) -> Callable:
         labels = eval_prediction.label_ids
         if problem_type == "multi_label_classification":
             return {"mAP": float(mean_average_precision(logits, labels))}
+        labels = np.asarray(labels)
+        if labels.ndim == 2:  # one-hot labels of a sigmoid head trained on single-label data (VATT audio)
+            labels = labels.argmax(-1)
         return {"accuracy": float(accuracy(np.asarray(logits).argmax(-1), labels))}
 
     return compute
