@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import inspect
 import math
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import lru_cache
@@ -181,27 +180,15 @@ def _cached_mel_groups(
     return tuple(groups)
 
 
-_single_threaded_lock = threading.Lock()
-_single_threaded_state = {"depth": 0, "previous": None}
-
-
 @contextmanager
 def _single_threaded_torch():
-    """torch's intra-op thread count set to 1 for the block (process-wide). Overlapping blocks from several threads
-    share one saving: the first to enter saves the count and the last to leave restores it, so concurrent calls
-    never leave the process at 1 thread."""
-    with _single_threaded_lock:
-        if _single_threaded_state["depth"] == 0:
-            _single_threaded_state["previous"] = torch.get_num_threads()
-            torch.set_num_threads(1)
-        _single_threaded_state["depth"] += 1
+    """torch's intra-op thread count set to 1 for the block (process-wide; restored on exit)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
     try:
         yield
     finally:
-        with _single_threaded_lock:
-            _single_threaded_state["depth"] -= 1
-            if _single_threaded_state["depth"] == 0:
-                torch.set_num_threads(_single_threaded_state["previous"])
+        torch.set_num_threads(previous)
 
 
 class _Workspace:

@@ -64,26 +64,3 @@ def test_fbank_bad_input():
         kaldi_fbank(torch.zeros(2, 1000), channel=2)
     with pytest.raises(ValueError, match="dither"):
         kaldi_fbank(torch.zeros(1000), dither=1.0)
-
-
-def test_concurrent_calls_leave_torch_threads_as_they_were():
-    import threading
-
-    from hf_av.features.kaldi import _single_threaded_torch
-
-    before = torch.get_num_threads()
-    inside, leave = threading.Barrier(2), threading.Event()
-
-    def hold():
-        with _single_threaded_torch():
-            inside.wait()
-            leave.wait()
-
-    worker = threading.Thread(target=hold)
-    worker.start()
-    with _single_threaded_torch():
-        inside.wait()
-        assert torch.get_num_threads() == 1
-    leave.set()  # the other block ends last: it must restore the count saved by the first
-    worker.join()
-    assert torch.get_num_threads() == before
