@@ -601,6 +601,12 @@ class VattVideoAudioProjection(nn.Module):
         self.norm_out = nn.BatchNorm1d(size, eps=config.batch_norm_eps, momentum=config.batch_norm_momentum)
 
     def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        if self.training and pooled.shape[0] < 2:
+            # BatchNorm's batch statistics need two clips (torch would stop with "Expected more than 1 value")
+            raise ValueError(
+                "VATT's video -> video-audio projection uses BatchNorm with batch statistics in training: it needs at "
+                f"least 2 clips per batch, got {pooled.shape[0]}. Use a batch of 2 or more, or model.eval()."
+            )
         hidden = torch.relu(self.norm_in(self.dense_in(pooled)))
         return self.norm_out(self.dense_out(hidden))
 

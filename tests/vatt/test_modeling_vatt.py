@@ -431,3 +431,13 @@ def test_trainer_accumulation_equals_one_batch(tmp_path, model_class, key, label
     assert grads_full.keys() == grads_accumulated.keys() and grads_full
     for name, gradient in grads_full.items():
         torch.testing.assert_close(grads_accumulated[name], gradient, atol=1e-6, rtol=1e-4, msg=name)
+
+
+def test_training_batch_of_one_clip_is_a_clear_error():
+    # the video -> video-audio projection's BatchNorm needs batch statistics of at least two clips in training
+    model = VattModel(tiny_config()).train()
+    with pytest.raises(ValueError, match="at least 2 clips per batch, got 1"):
+        model(**tiny_inputs(batch_size=1))
+    model.eval()
+    with torch.no_grad():
+        assert model(**tiny_inputs(batch_size=1)).video_audio_embeds.shape[0] == 1
