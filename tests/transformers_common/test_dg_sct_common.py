@@ -1,4 +1,5 @@
-"""Transformers' own `ModelTesterMixin` (of the installed release) on the two DG-SCT classes.
+"""Transformers' own `ModelTesterMixin` (`tests/test_modeling_common.py`
+of the installed release) on the two DG-SCT classes.
 
 DG-SCT specifics: the common inputs carry both modalities (`input_values`: log-mel spectrograms per segment, and
 `pixel_values`: one frame per segment, `[batch, segments, ...]`); the model needs both (each guides the other

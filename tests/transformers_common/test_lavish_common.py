@@ -1,4 +1,5 @@
-"""Transformers' own `ModelTesterMixin` (of the installed release) on the two LAVisH classes.
+"""Transformers' own `ModelTesterMixin` (`tests/test_modeling_common.py`
+of the installed release) on the two LAVisH classes.
 
 LAVisH specifics: the common inputs carry both modalities (`input_values` spectrogram images and `pixel_values`
 frames, one segment per clip so every token-level output has one row per sample as upstream's batch tests expect);

@@ -1,4 +1,5 @@
-"""Transformers' own `ModelTesterMixin` (of the installed release) on the four VATT classes.
+"""Transformers' own `ModelTesterMixin` (`tests/test_modeling_common.py`
+of the installed release) on the four VATT classes.
 
 VATT specifics: the common inputs carry all three modalities (`pixel_values` frames, `input_values` raw waveform,
 `input_ids` words); each classifier is given only its own modality (its forward refuses the others); hidden states
