@@ -27,8 +27,6 @@ Where the original HTS-AT (RetroCirce/HTS-Audio-Transformer, as copied into DG-S
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -44,6 +42,8 @@ from transformers.models.clap.modeling_clap import (
 )
 
 from .configuration import strict_config
+
+from .adapter_host import AdapterHost, HostStage
 
 __all__ = ["HtsatAdapterHost", "HtsatConfig", "HtsatHostStage"]
 
@@ -121,26 +121,11 @@ class HtsatConfig(ClapAudioConfig):
             raise ValueError(f"HtsatConfig.f_max ({self.f_max}) must be > f_min ({self.f_min}).")
 
 
-@dataclass(frozen=True)
-class HtsatHostStage:
-    """One stage of the tower as the host steps through it (same fields as the Swin-V2 host's stage record).
-
-    Attributes:
-        index: stage number (0-based).
-        module: Transformers' `ClapAudioStage`.
-        blocks: its `ClapAudioLayer` blocks in order (run each with `attention_half` then `mlp_half`, or `block`).
-        hidden_size: token width inside the stage.
-        has_downsample: whether the stage ends with patch merging (all but the last).
-    """
-
-    index: int
-    module: ClapAudioStage
-    blocks: tuple[ClapAudioLayer, ...]
-    hidden_size: int
-    has_downsample: bool
+# the shared stage record, under this host's historical name
+HtsatHostStage = HostStage
 
 
-class HtsatAdapterHost(nn.Module):
+class HtsatAdapterHost(AdapterHost):
     r"""Transformers' `ClapAudioEncoder` (attribute `audio_encoder`, so `ClapAudioModel` keys load unchanged) split
     into steps so adapter modules can be inserted beside each block half:
 
@@ -224,16 +209,9 @@ class HtsatAdapterHost(nn.Module):
         """Token grid `(height, width)` of every stage's blocks."""
         return [tuple(resolution) for resolution in self.audio_encoder.input_resolutions]
 
-    def iter_stages(self) -> Iterator[HtsatHostStage]:
-        """Yield the stages in order; run their blocks, then call `downsample` with the stage."""
-        for index, stage in enumerate(self.audio_encoder.layers):
-            yield HtsatHostStage(
-                index=index,
-                module=stage,
-                blocks=tuple(stage.blocks),
-                hidden_size=stage.dim,
-                has_downsample=stage.downsample is not None,
-            )
+    @property
+    def stage_modules(self) -> nn.ModuleList:
+        return self.audio_encoder.layers
 
     # ---- steps -------------------------------------------------------------------------------------------------
     def normalize_and_fold(self, input_features: torch.Tensor) -> torch.Tensor:
@@ -297,17 +275,6 @@ class HtsatAdapterHost(nn.Module):
         if getattr(self.config, "drop_path_on_mlp", False):
             branch = layer.drop_path(branch)
         return hidden_states + branch
-
-    def block(
-        self,
-        layer: ClapAudioLayer,
-        hidden_states: torch.Tensor,
-        input_dimensions: tuple[int, int],
-        output_attentions: bool = False,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """A whole block with nothing inserted (`attention_half` then `mlp_half`)."""
-        hidden_states, attentions = self.attention_half(layer, hidden_states, input_dimensions, output_attentions)
-        return self.mlp_half(layer, hidden_states), attentions
 
     def downsample(
         self, stage: HtsatHostStage, hidden_states: torch.Tensor, input_dimensions: tuple[int, int]

@@ -46,8 +46,6 @@ checked against timm 0.6.7's ``swin_transformer_v2.py``:
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
-from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -61,29 +59,16 @@ from transformers.models.swinv2.modeling_swinv2 import (
     window_reverse,
 )
 
+from .adapter_host import AdapterHost, HostStage
+
 __all__ = ["Swinv2AdapterHost", "Swinv2HostStage", "TIMM_WINDOW_MASK_VALUE"]
 
 # The value timm 0.6.x Swin-V2 adds (once) to attention scores of token pairs split by the cyclic shift.
 TIMM_WINDOW_MASK_VALUE = -100.0
 
 
-@dataclass(frozen=True)
-class Swinv2HostStage:
-    """One stage of the backbone as the host steps through it.
-
-    Attributes:
-        index: stage number (0-based).
-        module: Transformers' ``Swinv2Stage``.
-        blocks: its ``Swinv2Layer`` blocks in order (run each with ``attention_half`` then ``mlp_half``).
-        hidden_size: token width inside the stage.
-        has_downsample: whether the stage ends with patch merging (all but the last).
-    """
-
-    index: int
-    module: Swinv2Stage
-    blocks: tuple[Swinv2Layer, ...]
-    hidden_size: int
-    has_downsample: bool
+# the shared stage record, under this host's historical name
+Swinv2HostStage = HostStage
 
 
 @functools.cache
@@ -113,7 +98,7 @@ def _window_mask_additions() -> int:
     return additions
 
 
-class Swinv2AdapterHost(nn.Module):
+class Swinv2AdapterHost(AdapterHost):
     """Transformers' ``Swinv2Model`` split into steps so adapter modules can be inserted beside each block half.
 
     Args:
@@ -179,17 +164,9 @@ class Swinv2AdapterHost(nn.Module):
             )
         return self.swinv2.embeddings(pixel_values, interpolate_pos_encoding=interpolate_pos_encoding)
 
-    def iter_stages(self) -> Iterator[Swinv2HostStage]:
-        """Yield the stages in order; run their blocks, then call ``downsample`` with the stage."""
-        layers = self.swinv2.encoder.layers
-        for index, stage in enumerate(layers):
-            yield Swinv2HostStage(
-                index=index,
-                module=stage,
-                blocks=tuple(stage.blocks),
-                hidden_size=stage.dim,
-                has_downsample=stage.downsample is not None,
-            )
+    @property
+    def stage_modules(self) -> nn.ModuleList:
+        return self.swinv2.encoder.layers
 
     def attention_half(
         self,
@@ -238,17 +215,6 @@ class Swinv2AdapterHost(nn.Module):
         """``x + drop_path(layernorm_after(mlp(x)))`` for one block."""
         mlp_output = layer.output(layer.intermediate(hidden_states))
         return hidden_states + layer.drop_path(layer.layernorm_after(mlp_output))
-
-    def block(
-        self,
-        layer: Swinv2Layer,
-        hidden_states: torch.Tensor,
-        input_dimensions: tuple[int, int],
-        output_attentions: bool = False,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """A whole block with nothing inserted (``attention_half`` then ``mlp_half``)."""
-        hidden_states, attentions = self.attention_half(layer, hidden_states, input_dimensions, output_attentions)
-        return self.mlp_half(layer, hidden_states), attentions
 
     def downsample(
         self, stage: Swinv2HostStage, hidden_states: torch.Tensor, input_dimensions: tuple[int, int]
