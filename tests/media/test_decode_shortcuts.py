@@ -149,7 +149,7 @@ def test_first_channel_resampled_alone_equals_all_channels(bframe_clips):
 def test_single_threaded_decoders_in_dataloader_workers(bframe_clips, monkeypatch):
     path = bframe_clips["pyramid"]
     threaded = decode_media(path, frame_indices=[5, 31], sampling_rate=16000, audio_channels="first")
-    monkeypatch.setattr(pyav_backend, "_in_dataloader_worker", lambda: True)
+    monkeypatch.setattr(pyav_backend, "_dataloader_worker_share", lambda: 1)
     opened = []
     set_threads = pyav_backend._set_decoder_threads
 
@@ -164,15 +164,20 @@ def test_single_threaded_decoders_in_dataloader_workers(bframe_clips, monkeypatc
     np.testing.assert_array_equal(single.audio, threaded.audio)
 
 
-def test_dataloader_worker_detection():
+class _WorkerShare:
+    """A dataset whose item is the decoder-thread share seen inside the worker."""
+
+    def __len__(self):
+        return 1
+
+    def __getitem__(self, index):
+        return pyav_backend._dataloader_worker_share()
+
+
+def test_dataloader_worker_share_of_the_cores(monkeypatch):
     torch = pytest.importorskip("torch")
-
-    class Probe(torch.utils.data.Dataset):
-        def __len__(self):
-            return 1
-
-        def __getitem__(self, index):
-            return torch.tensor(pyav_backend._in_dataloader_worker())
-
-    assert not pyav_backend._in_dataloader_worker()
-    assert bool(next(iter(torch.utils.data.DataLoader(Probe(), num_workers=1))).item())
+    assert pyav_backend._dataloader_worker_share() is None  # not a worker
+    monkeypatch.setattr(pyav_backend.os, "sched_getaffinity", lambda pid: set(range(4)), raising=False)
+    for workers, share in ((1, 4), (2, 2), (3, 1)):
+        loader = torch.utils.data.DataLoader(_WorkerShare(), batch_size=None, num_workers=workers)
+        assert next(iter(loader)) == share, workers
