@@ -1,7 +1,10 @@
 """decode+preprocess: mp4 files -> model-ready CAV-MAE tensors (clips/s), DataLoader with 0 / 1 / 2 workers.
 
 ours: ``CavMaeProcessor()(videos=path)`` -- one pass over the container gives audio and the selected frame
-(threaded decoding inside ``hf_av.media``), then the fbank / frame pipeline.
+(``hf_av.media``: decoding stops at the selected frame, skips H.264 non-reference frames before it, resamples channel 0
+only; threaded decoders in the main process, single-threaded in DataLoader workers), then the fbank / frame pipeline.
+Besides clips/s, the CPU time per clip (main process + workers, all threads) gives a per-core figure that depends less
+on the machine's load.
 peer (naive, same run): the anchor-style PyAV loop -- a first pass decodes every video frame (default threading,
 keeps the frames CAV-MAE samples), a second pass (seek 0) decodes and resamples the audio to 16 kHz mono;
 the SAME feature extractor and image processor then make the tensors, so the difference is the decode strategy.

@@ -30,9 +30,9 @@ def _textured_frames(count: int, width: int = 96, height: int = 64):
     y = np.arange(height, dtype=np.float64)[:, None]
     x = np.arange(width, dtype=np.float64)[None, :]
     for i in range(count):
-        image = np.stack(np.broadcast_arrays(
-            127 + 100 * np.sin(x / 9 + 0.3 * i), 127 + 100 * np.cos(y / 7 - 0.2 * i), 127 + 100 * np.sin((x + y) / 13 + 0.5 * i)
-        ), axis=-1)
+        channels = (127 + 100 * np.sin(x / 9 + 0.3 * i), 127 + 100 * np.cos(y / 7 - 0.2 * i),
+                    127 + 100 * np.sin((x + y) / 13 + 0.5 * i))
+        image = np.stack(np.broadcast_arrays(*channels), axis=-1)
         image = image + rng.normal(0, 8, size=image.shape)
         left = (5 * i) % (width - 16)
         image[10:26, left:left + 16] = (250, 30, 30)

@@ -7,6 +7,9 @@ Conventions (documented for the processors that build on them):
 * Native frames are numbered in presentation order from the first decoded frame.
 * Only frames that are selected are converted to RGB (``rgb24`` via swscale) and kept; the others are
   decoded (inter-frame codecs need them) and dropped, so long high-resolution clips are never materialised.
+* H.264 non-reference frames shown before the first selected frame are not decoded at all (``_NonRefSkipper``);
+  the frames returned are bit-identical to a full decode. In a DataLoader worker the decoders use the worker's share
+  of the cores (``_set_decoder_threads``).
 * Audio is converted with PyAV's ``AudioResampler`` (libswresample through an ``aformat`` graph, the same
   resampler and default downmix matrix as ``ffmpeg -ar R -ac N``) to float32 planar.
 """
