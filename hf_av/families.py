@@ -429,12 +429,16 @@ def _dg_sct_task_row(suffix: str, head: str, processor: str, task: str | None = 
     )
 
 
-DG_SCT_AVVP = _dg_sct_task_row("avvp", "DgSctForAudioVisualVideoParsing", "hf_av.processing.dg_sct.DgSctProcessor")
+DG_SCT_AVVP = _dg_sct_task_row(
+    "avvp", "DgSctForAudioVisualVideoParsing", "hf_av.processing.dg_sct.DgSctProcessor", task="video-parsing"
+)
 DG_SCT_AVQA = _dg_sct_task_row(
-    "avqa", "DgSctForAudioVisualQuestionAnswering", "hf_av.processing.dg_sct_tasks.DgSctQuestionAnsweringProcessor"
+    "avqa", "DgSctForAudioVisualQuestionAnswering", "hf_av.processing.dg_sct_tasks.DgSctQuestionAnsweringProcessor",
+    task="question-answering",
 )
 DG_SCT_AVS = _dg_sct_task_row(
-    "avs", "DgSctForAudioVisualSegmentation", "hf_av.processing.dg_sct_tasks.DgSctSegmentationProcessor"
+    "avs", "DgSctForAudioVisualSegmentation", "hf_av.processing.dg_sct_tasks.DgSctSegmentationProcessor",
+    task="segmentation",
 )
 
 FAMILIES: Mapping[str, ModelFamily] = MappingProxyType(
