@@ -21,6 +21,8 @@ TINY_BACKBONE = {
     "num_segments": 3,
     "num_latent_tokens": 2,
     "adapter_reduction_factor": 2,
+    "temporal_audio_dim": 8,
+    "temporal_visual_dim": 16,
     "temporal_hidden_size": 8,
     "temporal_intermediate_size": 16,
     "temporal_num_attention_heads": 2,
@@ -28,13 +30,13 @@ TINY_BACKBONE = {
 }
 
 
-def parse_arguments(description: str, default_out: str) -> argparse.Namespace:
+def parse_arguments(description: str, default_out: str, learning_rate: float = 1e-3) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--out", default=default_out, help="folder for the tiny dataset and the trained model")
     parser.add_argument("--model", default=None,
                         help="a saved or converted model folder to fine-tune (default: a tiny model from scratch)")
     parser.add_argument("--steps", type=int, default=4)
-    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--learning-rate", type=float, default=learning_rate)
     return parser.parse_args()
 
 

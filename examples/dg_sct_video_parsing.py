@@ -24,7 +24,7 @@ from hf_av.data.dg_sct_tasks import write_synthetic_llp
 
 # the MGN head at toy width; 6-d clip features stand in for the 512-d R(2+1)D-18 ones
 HEAD = {"parsing_hidden_size": 8, "clip_feature_size": 6, "grouping_num_attention_heads": 2, "audio_grouping_depth": 1,
-        "visual_grouping_depth": 1, "audio_visual_grouping_depth": 1, "temporal_visual_dim": 16}
+        "visual_grouping_depth": 1, "audio_visual_grouping_depth": 1}
 
 
 def main() -> dict:

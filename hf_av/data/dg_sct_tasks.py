@@ -399,9 +399,9 @@ class _TaskDecoder:
     def num_segments(self) -> int:
         return int(self.processor.feature_extractor.num_segments)
 
-    def _audio_visual(self, frames: np.ndarray, wave: np.ndarray) -> dict:
+    def _audio_visual(self, frames: np.ndarray, wave: np.ndarray, **inputs) -> dict:
         return dict(self.processor(audio=wave, sampling_rate=self.wave_sampling_rate, images=frames,
-                                   return_tensors="pt"))
+                                   return_tensors="pt", **inputs))
 
     def to_dict(self) -> dict:  # what the in-memory cache keys on
         processor = self.processor.to_dict() if hasattr(self.processor, "to_dict") else repr(self.processor)
@@ -491,8 +491,8 @@ class DgSctQuestionAnsweringDecoder(_TaskDecoder):
         folder = Path(example["frames_dir"])
         indices = _frame_indices(_count_jpgs(folder), self.num_segments)
         frames = _load_frames([folder / f"{index:08d}.jpg" for index in indices])
-        outputs = self._audio_visual(frames, _load_wave(Path(example["wave"])))
-        outputs["input_ids"] = self.processor.tokenize_questions(example["question"])["input_ids"]
+        # the processor tokenises the question (refusing one longer than the model takes) into `input_ids`
+        outputs = self._audio_visual(frames, _load_wave(Path(example["wave"])), text=example["question"])
         outputs["labels"] = torch.tensor([self.answer_index[answer]])
         if example.get("negatives"):
             paths = []
@@ -502,7 +502,8 @@ class DgSctQuestionAnsweringDecoder(_TaskDecoder):
             negatives = _load_frames(paths)
             if negatives.shape[1:] != frames.shape[1:]:  # other clips' frames of another size: the clip's size
                 negatives = np.stack([_resize(frame, frames.shape[1:3]) for frame in negatives])
-            outputs["negative_pixel_values"] = self.processor(images=negatives, return_tensors="pt")["pixel_values"]
+            outputs["negative_pixel_values"] = self.processor.image_processor(
+                negatives[None], return_tensors="pt")["pixel_values"]
         return outputs
 
 
