@@ -669,8 +669,9 @@ _INSTRUMENTS = ("violin", "piano", "flute")
 def write_synthetic_music_avqa(root, *, num_videos: int = 3, num_segments: int = 3, frames_per_video: int = 4,
                                frame_size: int = 32, seed: int = 0) -> dict[str, Path]:
     """A MUSIC-AVQA-layout folder (`json/avqa-{train,val}.json`, `frames/<video>/%08d.jpg`, `audio_wave/<video>.npy`):
-    video i plays instrument `i % 3`; two questions per video ("Is the <Object> playing?" for its own and for
-    another instrument, answers yes / no), the same for train and val. Returns the json files."""
+    video i plays instrument `i % 3` (its frame colour and tone); three questions per video, answered by the clip:
+    "Is the <Object> playing?" (its own instrument; yes), "Which instrument is sounding?" (the instrument), "How many
+    instruments are sounding?" (one); the same for train and val. Returns the json files."""
     root = Path(root)
     samples = []
     for index in range(num_videos):
@@ -682,12 +683,15 @@ def write_synthetic_music_avqa(root, *, num_videos: int = 3, num_segments: int =
         for frame in range(frames_per_video):
             _save_image(_frame(_COLOURS[instrument], frame_size, seed + 100 * index + frame),
                         root / "frames" / video_id / f"{frame + 1:08d}.jpg")
-        other = (instrument + 1) % len(_INSTRUMENTS)
-        for number, (asked, answer) in enumerate(((instrument, "yes"), (other, "no"))):
+        questions = (
+            ("Is the <Object> playing?", f"['{_INSTRUMENTS[instrument]}']", '["Audio-Visual", "Existential"]', "yes"),
+            ("Which instrument is sounding?", "[]", '["Audio", "Comparative"]', _INSTRUMENTS[instrument]),
+            ("How many instruments are sounding?", "[]", '["Audio", "Counting"]', "one"),
+        )
+        for number, (question, values, kind, answer) in enumerate(questions):
             samples.append({
-                "video_id": video_id, "question_id": 2 * index + number, "type": '["Audio-Visual", "Existential"]',
-                "question_content": "Is the <Object> playing?", "templ_values": f"['{_INSTRUMENTS[asked]}']",
-                "question_deleted": 0, "anser": answer,
+                "video_id": video_id, "question_id": len(questions) * index + number, "type": kind,
+                "question_content": question, "templ_values": values, "question_deleted": 0, "anser": answer,
             })
     (root / "json").mkdir(parents=True, exist_ok=True)
     files = {"train": root / "json" / "avqa-train.json", "eval": root / "json" / "avqa-val.json"}

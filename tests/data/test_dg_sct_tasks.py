@@ -144,15 +144,16 @@ def test_llp_clip_features_of_the_wrong_shape_are_a_clear_error(llp):
 def test_avqa_rows_fill_templates_and_draw_negatives_from_other_videos(avqa):
     rows = read_music_avqa_annotations(avqa["train"], num_segments=SEGMENTS, seed=0)
     examples = [json.loads(row["example"]) for row in rows]
-    assert [e["question"] for e in examples[:2]] == ["Is the violin playing?", "Is the piano playing?"]
-    assert [e["answer"] for e in examples[:2]] == ["yes", "no"]
+    assert [e["question"] for e in examples[:4]] == ["Is the violin playing?", "Which instrument is sounding?",
+                                                     "How many instruments are sounding?", "Is the piano playing?"]
+    assert [e["answer"] for e in examples[:4]] == ["yes", "violin", "one", "yes"]
     assert examples[0]["frames_dir"].endswith("AVQA/frames/00000001")
     assert examples[0]["wave"].endswith("AVQA/audio_wave/00000001.npy")
     assert len(examples[0]["negatives"]) == SEGMENTS
     assert all(path.endswith("frames/00000002") for path, _ in examples[0]["negatives"])  # never its own video
     assert rows == read_music_avqa_annotations(avqa["train"], num_segments=SEGMENTS, seed=0)  # deterministic
     words, answers = music_avqa_vocabularies(avqa["train"])
-    assert words[0] == "<pad>" and "violin" in words and answers == ["yes", "no"]
+    assert words[0] == "<pad>" and "violin" in words and answers == ["yes", "violin", "one", "piano"]
 
 
 def test_avqa_malformed_records_name_the_file_and_record(tmp_path):
@@ -175,7 +176,7 @@ def test_avqa_decoder_and_collator_shapes(avqa):
                                                 tokenizer=DgSctQuestionTokenizer(words=words, model_max_length=6))
     examples = _examples(read_music_avqa_annotations(avqa["train"], num_segments=SEGMENTS),
                          DgSctQuestionAnsweringDecoder(processor, answers))
-    assert len(examples) == 4
+    assert len(examples) == 6
     example = examples[0]
     ids = [words.index(word) for word in ("Is", "the", "violin", "playing")]
     assert list(np.asarray(example["input_ids"])) == ids + [0, 0]  # right-padded with <pad> = 0 to 6
