@@ -42,8 +42,12 @@ def parse_arguments(description: str, default_out: str, learning_rate: float = 1
 
 def train(task: str, model_type: str, head_settings: dict, files: dict, args, **job_fields) -> dict:
     """Fine-tune through the entry point, evaluate, save; prints the equivalent `hf-av train` command."""
+    import torch
+
     from hf_av.training import AudioVisualJobArguments, run_training
 
+    # toy-sized tensors: more intra-op threads only spin against each other (and against a busy machine)
+    torch.set_num_threads(1)
     out = Path(args.out)
     overrides = None if args.model else json.dumps({**TINY_BACKBONE, **head_settings})
     job = AudioVisualJobArguments(
