@@ -246,6 +246,9 @@ def build_layout_trainer(job, training_args, task):
     overrides = {**layout.config_overrides(job), **(json.loads(job.config_overrides) if job.config_overrides else {})}
     set_seed(training_args.seed)
     model = _build_model(replace(job, config_overrides=json.dumps(overrides)), task, None, None)
+    labels = model.config.id2label
+    if labels and any(isinstance(key, str) for key in labels):  # JSON keys reach a loaded config as strings
+        model.config.id2label = {int(key): name for key, name in labels.items()}
     trainable = apply_trainable_policy(model, job.trainable_parameters)
     if job.model_name_or_path and (Path(job.model_name_or_path) / "processor_config.json").is_file():
         from transformers import AutoProcessor

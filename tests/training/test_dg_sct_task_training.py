@@ -122,3 +122,22 @@ def test_hf_av_train_lowers_the_task_loss_evaluates_and_saves(task, tmp_path, ca
     before = _training_loss(initial.model, task, files, context)
     after = _training_loss(trained, task, files, context)
     assert after < before, (before, after)
+
+
+def test_fine_tuning_a_saved_folder_keeps_its_labels_and_question_vocabulary(tmp_path):
+    files = WRITERS["question-answering"](tmp_path / "data")
+    first = tmp_path / "first"
+    flags = _flags("question-answering", files, first)
+    flags[flags.index("--max_steps") + 1] = "1"
+    assert cli_main(flags) == 0
+    # a second run from the saved folder: no --model_type / --config_overrides, the folder's processor is reused
+    second = tmp_path / "second"
+    start = flags.index("--model_type")
+    flags = flags[:start] + ["--model_name_or_path", str(first)] + flags[start + 4:]
+    flags[flags.index("--output_dir") + 1] = str(second)
+    assert cli_main(flags) == 0
+    config = AutoConfig.from_pretrained(second)
+    assert config.id2label == {0: "yes", 1: "violin", 2: "one", 3: "piano"}
+    assert AutoProcessor.from_pretrained(second).tokenizer.get_vocab() == \
+        AutoProcessor.from_pretrained(first).tokenizer.get_vocab()
+    assert json.loads((second / "hf_av_results.json").read_text())["metrics"]["num_questions"] == 6
