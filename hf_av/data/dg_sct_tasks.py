@@ -403,10 +403,6 @@ class _TaskDecoder:
         return dict(self.processor(audio=wave, sampling_rate=self.wave_sampling_rate, images=frames,
                                    return_tensors="pt", **inputs))
 
-    def to_dict(self) -> dict:  # what the in-memory cache keys on
-        processor = self.processor.to_dict() if hasattr(self.processor, "to_dict") else repr(self.processor)
-        return {"decoder": type(self).__name__, "processor": processor, "rate": self.wave_sampling_rate}
-
     def __call__(self, example: str, return_tensors: str = "pt", **unused) -> dict:
         return self.decode(json.loads(example))
 
