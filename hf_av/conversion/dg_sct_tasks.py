@@ -439,6 +439,7 @@ def _save_task_processor(task: str, config, output_dir: Path, question_vocabular
         DgSctQuestionTokenizer,
         DgSctSegmentationImageProcessor,
         DgSctSegmentationProcessor,
+        DgSctVideoParsingProcessor,
     )
 
     audio = config.audio_config
@@ -456,6 +457,9 @@ def _save_task_processor(task: str, config, output_dir: Path, question_vocabular
     if task == "avqa" and question_vocabulary is not None:
         tokenizer = DgSctQuestionTokenizer(words=question_vocabulary)
         DgSctQuestionAnsweringProcessor(extractor, images, tokenizer).save_pretrained(output_dir)
+        return
+    if task == "avvp":
+        DgSctVideoParsingProcessor(feature_extractor=extractor, image_processor=images).save_pretrained(output_dir)
         return
     DgSctProcessor(feature_extractor=extractor, image_processor=images).save_pretrained(output_dir)
 
