@@ -30,13 +30,15 @@ TINY_BACKBONE = {
 }
 
 
-def parse_arguments(description: str, default_out: str, learning_rate: float = 1e-3) -> argparse.Namespace:
+def parse_arguments(description: str, default_out: str, learning_rate: float = 1e-3, extra=()) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--out", default=default_out, help="folder for the tiny dataset and the trained model")
     parser.add_argument("--model", default=None,
                         help="a saved or converted model folder to fine-tune (default: a tiny model from scratch)")
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--learning-rate", type=float, default=learning_rate)
+    for flag, help_text in extra:
+        parser.add_argument(flag, action="store_true", help=help_text)
     return parser.parse_args()
 
 

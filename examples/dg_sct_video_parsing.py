@@ -8,8 +8,9 @@
 3. evaluates the LLP segment-level F-scores (audio, visual, audio-visual, Type@Avg, Event@Avg) and saves a model
    folder that `AutoModel` / `AutoProcessor` load.
 
-`python examples/dg_sct_video_parsing.py [--out DIR] [--model FOLDER] [--steps 4]`. With `--model`, a saved or
-converted `dg-sct-avvp` folder is fine-tuned instead of a tiny model from scratch. On a real LLP copy, point
+`python examples/dg_sct_video_parsing.py [--out DIR] [--model FOLDER] [--steps 4] [--no-clip-features]`. With
+`--model`, a saved or converted `dg-sct-avvp` folder is fine-tuned instead of a tiny model from scratch;
+`--no-clip-features` writes the layout without `feats/r2plus1d_18` and builds the model with `clip_feature_size=None`. On a real LLP copy, point
 `hf-av train --task video-parsing --train_manifest data/AVVP/AVVP_train.csv --eval_manifest data/AVVP/AVVP_val_pd.csv`
 at it.
 """
@@ -28,9 +29,12 @@ HEAD = {"parsing_hidden_size": 8, "clip_feature_size": 6, "grouping_num_attentio
 
 
 def main() -> dict:
-    args = parse_arguments(__doc__.splitlines()[0], "dg_sct_video_parsing_run")
-    files = write_synthetic_llp(Path(args.out) / "data" / "AVVP", num_segments=3, clip_feature_size=6)
-    return train("video-parsing", "dg-sct-avvp", HEAD, files, args)
+    args = parse_arguments(__doc__.splitlines()[0], "dg_sct_video_parsing_run",
+                           extra=[("--no-clip-features", "a layout without feats/r2plus1d_18 and a model built "
+                                                         "with clip_feature_size=None")])
+    width = None if args.no_clip_features else HEAD["clip_feature_size"]
+    files = write_synthetic_llp(Path(args.out) / "data" / "AVVP", num_segments=3, clip_feature_size=width)
+    return train("video-parsing", "dg-sct-avvp", {**HEAD, "clip_feature_size": width}, files, args)
 
 
 if __name__ == "__main__":

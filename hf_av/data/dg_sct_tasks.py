@@ -211,7 +211,7 @@ def read_llp_annotations(
             "filename": filename,
             "frames_dir": str(root / "LLP_dataset" / "frame" / video_id),
             "wave": str(root / "LLP_dataset" / "wave" / f"{video_id}.npy"),
-            # no features folder at all: the clip features are left out (see DgSctVideoParsingDecoder)
+            # no features folder at all: none (a model with clip_feature_size=None needs none)
             "clip_features": str(features / f"{video_id}.npy") if features.is_dir() else None,
             "labels": [label_index[name] for name in _llp_labels(cells[-1], label_index, path, line)],
         }
@@ -409,38 +409,16 @@ class _TaskDecoder:
 
 class DgSctVideoParsingDecoder(_TaskDecoder):
     """LLP rows -> `input_values`, `pixel_values` (frames 1..T, as the original reads them), `clip_features` (the
-    R(2+1)D `.npy`, `[T, clip_feature_size]`), `labels` (multi-hot weak labels `[C]`) and, for rows with segment
-    annotations, `audio_segment_labels` / `visual_segment_labels` `[T, C]` (the LLP ground truth of the
-    segment-level F-scores).
-
-    A layout without a `feats/r2plus1d_18` folder gets zero clip features of the model's `clip_feature_size`
-    (logged once): the head then learns from the DG-SCT features alone.
-    """
+    R(2+1)D `.npy` through the processor's `clip_features=`, `[T, clip_feature_size]`; none for a model built with
+    `clip_feature_size=None`), `labels` (multi-hot weak labels `[C]`) and, for rows with segment annotations,
+    `audio_segment_labels` / `visual_segment_labels` `[T, C]` (the LLP ground truth of the segment-level F-scores).
+    `processor` is a `DgSctVideoParsingProcessor`."""
 
     def __init__(self, processor, num_labels: int, clip_feature_size: int | None,
                  wave_sampling_rate: int = ORIGINAL_WAVE_RATE):
         super().__init__(processor, wave_sampling_rate)
         self.num_labels = int(num_labels)
         self.clip_feature_size = clip_feature_size
-        self._warned = False
-
-    def _clip_features(self, path: str | None):
-        import torch
-
-        if self.clip_feature_size is None:
-            return None
-        if path is None:
-            if not self._warned:
-                logger.warning("hf_av.data: the LLP layout has no feats/r2plus1d_18 folder; clip features are zeros")
-                self._warned = True
-            return torch.zeros(1, self.num_segments, self.clip_feature_size)
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"clip features {path} do not exist")
-        features = np.load(path, allow_pickle=False)
-        expected = (self.num_segments, self.clip_feature_size)
-        if features.shape != expected:
-            raise ValueError(f"clip features {path} have shape {features.shape}, the model expects {expected}")
-        return torch.from_numpy(features.astype(np.float32))[None]
 
     def _segment_matrix(self, events) -> "np.ndarray":
         matrix = np.zeros((1, self.num_segments, self.num_labels), dtype=np.float32)
@@ -453,10 +431,20 @@ class DgSctVideoParsingDecoder(_TaskDecoder):
 
         folder = Path(example["frames_dir"])
         frames = _load_frames([folder / f"{index:08d}.jpg" for index in range(1, self.num_segments + 1)])
-        outputs = self._audio_visual(frames, _load_wave(Path(example["wave"])))
-        features = self._clip_features(example.get("clip_features"))
-        if features is not None:
-            outputs["clip_features"] = features
+        inputs = {}
+        if self.clip_feature_size is not None:
+            if example.get("clip_features") is None:
+                raise ValueError(
+                    f"{example['filename']}: the model takes {self.clip_feature_size}-d clip features but the layout has "
+                    "no LLP_dataset/feats/r2plus1d_18 folder (build the model with clip_feature_size=None instead)"
+                )
+            inputs["clip_features"] = example["clip_features"]
+        outputs = self._audio_visual(frames, _load_wave(Path(example["wave"])), **inputs)
+        if "clip_features" in outputs and outputs["clip_features"].shape[-1] != self.clip_feature_size:
+            raise ValueError(
+                f"clip features {example['clip_features']} have width {outputs['clip_features'].shape[-1]}, the model "
+                f"expects {self.clip_feature_size} (config.clip_feature_size)"
+            )
         labels = torch.zeros(1, self.num_labels)
         if max(example["labels"]) >= self.num_labels:
             raise ValueError(f"{example['filename']}: class id {max(example['labels'])} >= num_labels {self.num_labels}")

@@ -51,14 +51,24 @@ class VideoParsingLayout:
                 "label2id": {name: i for i, name in enumerate(names)}}
 
     def processor(self, config, job):
-        return _dg_sct_base_processor(config)
+        from hf_av.processing.dg_sct_tasks import DgSctVideoParsingProcessor
+
+        base = _dg_sct_base_processor(config)
+        return DgSctVideoParsingProcessor(base.feature_extractor, base.image_processor)
 
     def read(self, path, job, config, *, train: bool, seed: int) -> list[dict]:
         from hf_av.data.dg_sct_tasks import read_llp_annotations
 
         names = [config.id2label[i] for i in range(config.num_labels)]
-        return read_llp_annotations(path, job.media_root, label_names=names, num_segments=config.num_segments,
+        rows = read_llp_annotations(path, job.media_root, label_names=names, num_segments=config.num_segments,
                                     segment_annotations=False if train else None)
+        if config.clip_feature_size is not None and json.loads(rows[0]["example"])["clip_features"] is None:
+            raise ValueError(
+                f"{path}: the layout has no LLP_dataset/feats/r2plus1d_18 folder, but the model takes "
+                f"{config.clip_feature_size}-d clip features; add the R(2+1)D-18 features, or train a model without "
+                "them (--config_overrides '{\"clip_feature_size\": null}')"
+            )
+        return rows
 
     def decoder(self, processor, config):
         from hf_av.data.dg_sct_tasks import DgSctVideoParsingDecoder

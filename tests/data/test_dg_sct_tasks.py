@@ -25,8 +25,9 @@ from hf_av.data.dg_sct_tasks import (
     write_synthetic_llp,
     write_synthetic_music_avqa,
 )
-from hf_av.processing.dg_sct import DgSctFeatureExtractor, DgSctImageProcessor, DgSctProcessor
+from hf_av.processing.dg_sct import DgSctFeatureExtractor, DgSctImageProcessor
 from hf_av.processing.dg_sct_tasks import (
+    DgSctVideoParsingProcessor,
     DgSctQuestionAnsweringProcessor,
     DgSctQuestionTokenizer,
     DgSctSegmentationImageProcessor,
@@ -100,7 +101,7 @@ def test_llp_malformed_lines_name_the_file_and_line(llp, tmp_path):
 
 
 def test_llp_decoder_gives_model_inputs_and_segment_ground_truth(llp):
-    processor = DgSctProcessor(_extractor(), DgSctImageProcessor(size={"height": 32, "width": 32}))
+    processor = DgSctVideoParsingProcessor(_extractor(), DgSctImageProcessor(size={"height": 32, "width": 32}))
     decoder = DgSctVideoParsingDecoder(processor, num_labels=len(LLP_CATEGORIES), clip_feature_size=6)
     examples = _examples(read_llp_annotations(llp["eval"], num_segments=SEGMENTS), decoder)
     assert len(examples) == 2
@@ -125,7 +126,7 @@ def test_a_missing_media_file_is_skipped_and_reported(llp, tmp_path):
     example = json.loads(rows[1]["example"])
     example["wave"] = str(tmp_path / "gone.npy")
     rows[1] = dict(rows[1], example=json.dumps(example))
-    processor = DgSctProcessor(_extractor(), DgSctImageProcessor(size={"height": 32, "width": 32}))
+    processor = DgSctVideoParsingProcessor(_extractor(), DgSctImageProcessor(size={"height": 32, "width": 32}))
     policy = DecodeErrorPolicy(max_fraction=None, report_path=str(tmp_path / "report.jsonl"))
     examples = list(stream_task_rows(rows, DgSctVideoParsingDecoder(processor, 25, 6), error_policy=policy))
     assert len(examples) == 1
@@ -134,9 +135,22 @@ def test_a_missing_media_file_is_skipped_and_reported(llp, tmp_path):
 
 
 def test_llp_clip_features_of_the_wrong_shape_are_a_clear_error(llp):
-    processor = DgSctProcessor(_extractor(), DgSctImageProcessor(size={"height": 32, "width": 32}))
+    processor = DgSctVideoParsingProcessor(_extractor(), DgSctImageProcessor(size={"height": 32, "width": 32}))
     row = json.loads(read_llp_annotations(llp["train"], num_segments=SEGMENTS)[0]["example"])
-    with pytest.raises(ValueError, match=r"r2plus1d_18/synthclip00.npy have shape \(3, 6\), the model expects \(3, 512\)"):
+    with pytest.raises(ValueError, match=r"r2plus1d_18/synthclip00.npy have width 6, the model expects 512"):
+        DgSctVideoParsingDecoder(processor, 25, 512).decode(row)
+
+
+def test_llp_without_clip_features(tmp_path):
+    files = write_synthetic_llp(tmp_path / "AVVP", num_train=1, num_eval=0, num_segments=SEGMENTS,
+                                clip_feature_size=None)
+    row = json.loads(read_llp_annotations(files["train"], num_segments=SEGMENTS)[0]["example"])
+    assert row["clip_features"] is None  # no feats/r2plus1d_18 folder in the layout
+    processor = DgSctVideoParsingProcessor(_extractor(), DgSctImageProcessor(size={"height": 32, "width": 32}))
+    # a model built with clip_feature_size=None takes none
+    assert "clip_features" not in DgSctVideoParsingDecoder(processor, 25, None).decode(row)
+    with pytest.raises(ValueError, match=r"no LLP_dataset/feats/r2plus1d_18 folder \(build the model with "
+                                         r"clip_feature_size=None instead\)"):
         DgSctVideoParsingDecoder(processor, 25, 512).decode(row)
 
 

@@ -141,3 +141,17 @@ def test_fine_tuning_a_saved_folder_keeps_its_labels_and_question_vocabulary(tmp
     assert AutoProcessor.from_pretrained(second).tokenizer.get_vocab() == \
         AutoProcessor.from_pretrained(first).tokenizer.get_vocab()
     assert json.loads((second / "hf_av_results.json").read_text())["metrics"]["num_questions"] == 6
+
+
+def test_video_parsing_without_clip_features_needs_a_model_built_without_them(tmp_path):
+    from modeling.dg_sct import DgSctVideoParsingConfig
+
+    files = write_synthetic_llp(tmp_path / "AVVP", num_train=1, num_eval=0, num_segments=10, clip_feature_size=None)
+    job = AudioVisualJobArguments(task="video-parsing", train_manifest=str(files["train"]), model_type="dg-sct-avvp")
+    labels = LAYOUTS["video-parsing"].config_overrides(job)  # the 25 LLP classes
+    with pytest.raises(ValueError, match=r"no LLP_dataset/feats/r2plus1d_18 folder, but the model takes 512-d clip "
+                                         r"features.*\"clip_feature_size\": null"):
+        LAYOUTS["video-parsing"].read(files["train"], job, DgSctVideoParsingConfig(**labels), train=True, seed=0)
+    rows = LAYOUTS["video-parsing"].read(files["train"], job, DgSctVideoParsingConfig(**labels, clip_feature_size=None),
+                                         train=True, seed=0)
+    assert len(rows) == 1
