@@ -81,8 +81,8 @@ def test_feature_extractors_unchanged(stored):
     # The stored DG-SCT values came from torch.stft; the extractor now uses torchlibrosa's DFT convolution (the
     # original's rounding, see tests/features/test_spectrogram.py), which moves them by 6.3e-5 dB here.
     assert _max_diff(dgsct["input_values"], stored["fe_dgsct"]) <= 1e-4
-    # The torch.stft path itself is unchanged. dB values (|x| up to ~100): float32 rounding of 10 log10 alone is
-    # ~4e-6 there; same bound relative to 100 (achieved 3.8e-6).
+    # The torch.stft path: same STFT; the mel matrix is now librosa's to the bit (one float32 step apart in 1% of the
+    # weights before), which moves dB values (|x| up to ~100) by one step, 3.8e-6; bound 1e-6 relative to 100.
     logmel = log_mel_spectrogram(stored["wave32k"], sampling_rate=32000, n_fft=1024, hop_length=320, n_mels=64,
                                  f_min=50.0, f_max=14000.0, stft="fft")
     assert _max_diff(logmel, stored["logmel_htsat"]) <= BOUND * 100
