@@ -99,3 +99,25 @@ def test_bad_settings():
         log_mel_spectrogram(x, sampling_rate=16000, n_fft=512, hop_length=160, n_mels=40, stft="matrix")
     with pytest.raises(ValueError, match="uncentred STFT"):
         log_mel_spectrogram(x[:100], sampling_rate=16000, n_fft=512, hop_length=160, n_mels=40, center=False)
+
+
+@pytest.mark.parametrize("task", ["avs", "avvp"])
+def test_task_fixture_waveforms_match_their_checkpoints_front_end(fixtures_dir, task):
+    """The AVS (5 frames, each 0.05-s segment tiled 5x) and AVVP fixture waveforms: our log-mel, from the untiled
+    segments where the fixture tiled them, equals the conv1d log-mel made with the checkpoint's own STFT / mel weights
+    (achieved: 0.0)."""
+    from tests.dg_sct.original_front_end import original_log_mel
+
+    folder = fixtures_dir / f"dg-sct-{task}"
+    state = torch.load(next(folder.glob("*_state_dict.pth")), weights_only=True)
+    io = torch.load(next(folder.glob("*_io.pt")), weights_only=True)
+    wave = io["wave"] if task == "avs" else io["audio"]
+    audio = json.loads((folder / "config.json").read_text())["htsat"]
+    options = dict(HTSAT, n_fft=audio["n_fft"], n_mels=audio["mel_bins"])
+    if task == "avs":
+        segment = wave.shape[-1] // 5
+        assert torch.equal(wave, wave[..., :segment].repeat(1, 1, 5))
+        ours = log_mel_spectrogram(wave[..., :segment], tile_repeats=5, **options)
+    else:
+        ours = log_mel_spectrogram(wave, **options)
+    assert (ours - original_log_mel(wave, state)).abs().max() <= BOUND
