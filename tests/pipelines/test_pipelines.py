@@ -130,7 +130,8 @@ def test_pipelines_read_files_only_through_the_processor(classifier, media, monk
     assert abs(from_file_object["duration"] - 2.0) < 0.1
     for module in (pipelines_package.base, pipelines_package.audio_visual_classification,
                    pipelines_package.audio_visual_retrieval, pipelines_package.audio_visual_event_localization,
-                   pipelines_package.audio_visual_feature_extraction):
+                   pipelines_package.audio_visual_feature_extraction,
+                   pipelines_package.audio_visual_question_answering, pipelines_package.audio_visual_segmentation):
         source = inspect.getsource(module)
         assert "decode_media" not in source and "_media_decode_kwargs" not in source, module.__name__
 
