@@ -440,15 +440,15 @@ def _dg_sct_task_row(
 
 DG_SCT_AVVP = _dg_sct_task_row(
     "avvp", "DgSctForAudioVisualVideoParsing", "hf_av.processing.dg_sct_tasks.DgSctVideoParsingProcessor",
-    pipeline_auto_class="AutoModelForAudioVisualEventLocalization",
+    task="video-parsing", pipeline_auto_class="AutoModelForAudioVisualEventLocalization",
 )
 DG_SCT_AVQA = _dg_sct_task_row(
     "avqa", "DgSctForAudioVisualQuestionAnswering", "hf_av.processing.dg_sct_tasks.DgSctQuestionAnsweringProcessor",
-    pipeline_auto_class="AutoModelForAudioVisualQuestionAnswering",
+    task="question-answering", pipeline_auto_class="AutoModelForAudioVisualQuestionAnswering",
 )
 DG_SCT_AVS = _dg_sct_task_row(
     "avs", "DgSctForAudioVisualSegmentation", "hf_av.processing.dg_sct_tasks.DgSctSegmentationProcessor",
-    pipeline_auto_class="AutoModelForAudioVisualSegmentation",
+    task="segmentation", pipeline_auto_class="AutoModelForAudioVisualSegmentation",
 )
 
 FAMILIES: Mapping[str, ModelFamily] = MappingProxyType(
