@@ -15,6 +15,8 @@ depend on the negative frames of the original's matching loss, so none are neede
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 from transformers import Pipeline
 
@@ -78,6 +80,13 @@ class AudioVisualQuestionAnsweringPipeline(AudioVisualInputMixin, Pipeline):
                 f"are sounding in the video?\"), got {question!r}"
             )
         question = self._filled_question(question, templ_values)
+        processor = self._family_processor()
+        if getattr(processor, "tokenizer", None) is None or "text" not in inspect.signature(processor.__call__).parameters:
+            raise ValueError(
+                f"{type(processor).__name__} has no question tokenizer: the folder needs a "
+                "DgSctQuestionAnsweringProcessor with the question vocabulary (convert with --question-json "
+                "avqa-train.json, the MUSIC-AVQA train json the original builds its vocabulary from)"
+            )
         clip = self.prepare_clip(inputs, modality="audio-visual", frames="all", processor_options={"text": question})
         missing = [name for name in ("input_values", "pixel_values", "input_ids") if clip.get(name) is None]
         if missing:

@@ -122,8 +122,8 @@ class AudioVisualInputMixin:
         processor_options: dict[str, Any] | None = None,
     ) -> PreparedClip:
         """One clip -> :class:`PreparedClip`. Raises `ValueError` (a :class:`~hf_av.errors.HfAvError` for media
-        problems) with a message naming the input. `processor_options`: further arguments of the processor call
-        that makes the frames (e.g. DG-SCT AVVP's `clip_features`, AVQA's question `text`)."""
+        problems) with a message naming the input. `processor_options`: further arguments of every processor call
+        made for the clip (e.g. DG-SCT AVVP's `clip_features`, AVQA's question `text`, AVS's `return_image_sizes`)."""
         processor = self._family_processor()
         modalities = self._processor_modalities(modality)
         options = {**resolve_frames_option(processor, frames), **(processor_options or {})}

@@ -229,3 +229,13 @@ def test_segmentation_of_frame_arrays_uses_their_size(folders):
     result = segmenter({"frames": frames, "audio": audio, "sampling_rate": 8000}, return_tensors=True)
     assert result["image_size"] == (30, 40)
     assert all(s["mask"].shape == (30, 40) and s["mask"].dtype == torch.bool for s in result["segments"])
+
+
+def test_question_answering_without_a_question_tokenizer_says_how_to_get_one(folders, clips, tmp_path):
+    from hf_av.processing.dg_sct import DgSctProcessor
+
+    answerer = pipeline("audio-visual-question-answering", model=str(folders["avqa"]))
+    plain = DgSctProcessor(answerer.processor.feature_extractor, answerer.processor.image_processor)
+    without = pipeline("audio-visual-question-answering", model=answerer.model, processor=plain)
+    with pytest.raises(ValueError, match=r"DgSctProcessor has no question tokenizer.*--question-json"):
+        without(str(clips["clip"]), question=QUESTION)

@@ -39,6 +39,8 @@ def test_tasks_registered_on_import():
         "audio-visual-retrieval": AudioVisualRetrievalPipeline,
         "audio-visual-event-localization": AudioVisualEventLocalizationPipeline,
         "audio-visual-feature-extraction": AudioVisualFeatureExtractionPipeline,
+        "audio-visual-question-answering": hf_av.pipelines.AudioVisualQuestionAnsweringPipeline,
+        "audio-visual-segmentation": hf_av.pipelines.AudioVisualSegmentationPipeline,
     }
     for task, cls in expected.items():
         assert PIPELINE_REGISTRY.check_task(task)[1]["impl"] is cls
