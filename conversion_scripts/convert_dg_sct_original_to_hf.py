@@ -2,11 +2,12 @@
 """Convert an original DG-SCT checkpoint (github.com/haoyi-duan/DG-SCT) into a Transformers-loadable folder.
 
     python conversion_scripts/convert_dg_sct_original_to_hf.py --checkpoint FILE.pt --output-dir DIR \
-        [--task ave|avvp|avqa|avs] [--original-config config.json] [--question-json avqa-train.json]
+        [--task ave|avvp|avqa|avs|avs-ms3] [--original-config config.json] [--question-json avqa-train.json]
 
 --task picks the original model: ave (`AVE` `MMIL_Net`, the default), avvp (`AVVP` `MGN_Net`), avqa
 (`AVQA` `AVQA_Fusion_Net`, DataParallel keys; --question-json adds the question tokenizer and answer labels built
-from the MUSIC-AVQA train json as the original does) or avs (`AVS` S4 `Pred_endecoder`).
+from the MUSIC-AVQA train json as the original does), avs (`AVS` S4 `Pred_endecoder`) or avs-ms3 (the MS3 copy:
+`conv_adapter`, alpha/beta 0.2/0.1, gate scale 0.1; same keys as S4, so the setting must be given).
 
 Without --original-config the released AVE configuration (Swin-V2-L 192 px, AudioSet HTS-AT, train.sh flags) is
 assumed and sizes are read from the tensor shapes. --original-config takes the original settings (layout of

@@ -376,7 +376,7 @@ DG_SCT = ModelFamily(
     processor="hf_av.processing.dg_sct.DgSctProcessor",
     converter=ConverterSpec(
         function="hf_av.conversion.dg_sct.convert_dg_sct_checkpoint",
-        original_kinds=("ave", "avvp", "avqa", "avs"),
+        original_kinds=("ave", "avvp", "avqa", "avs", "avs-ms3"),
         checkpoint_format="PyTorch .pt (the task model's state dict; AVQA's with DataParallel's module. prefix)",
         script="conversion_scripts/convert_dg_sct_original_to_hf.py",
     ),
@@ -432,7 +432,7 @@ def _dg_sct_task_row(
         models={"AutoModel": f"modeling.dg_sct.{head}",
                 **({pipeline_auto_class: f"modeling.dg_sct.{head}"} if pipeline_auto_class else {})},
         processor=processor,
-        converter=None,  # the DG-SCT row's converter takes --original-model avvp|avqa|avs
+        converter=None,  # the DG-SCT row's converter takes --original-model avvp|avqa|avs|avs-ms3
         tasks={task: head} if task else {},
         processor_for_config=None,
     )

@@ -372,7 +372,7 @@ def processor_for_config(config):
         size={"height": size, "width": size}))
 
 
-TASK_KINDS = ("avvp", "avqa", "avs")  # the heads of hf_av.conversion.dg_sct_tasks
+TASK_KINDS = ("avvp", "avqa", "avs", "avs-ms3")  # the heads of hf_av.conversion.dg_sct_tasks
 ORIGINAL_KINDS = ("ave",)
 
 

@@ -4,7 +4,8 @@ The backbone part of every map (timm-0.6 Swin-V2 `swin.`, HTS-AT `htsat.`, the f
 converter's, imported from `hf_av.conversion.dg_sct`; this module adds each task head's rules:
 
 * AVVP (`AVVP/nets/mgn.py` `MGN_Net`, plain state dict) -> `DgSctForAudioVisualVideoParsing`;
-* AVS S4 (`AVS/avs_scripts/avs_s4/model/PVT_AVSModel.py` `Pred_endecoder`, plain state dict) ->
+* AVS S4 / MS3 (`AVS/avs_scripts/avs_{s4,ms3}/model/PVT_AVSModel.py` `Pred_endecoder`, plain state dict; task
+  `avs` / `avs-ms3`: the checkpoints have the same keys, the setting cannot be read from them) ->
   `DgSctForAudioVisualSegmentation`;
 * AVQA (`AVQA/net_grd_avst/net_avst.py` `AVQA_Fusion_Net`, saved from `nn.DataParallel`: every key starts with
   `module.`) -> `DgSctForAudioVisualQuestionAnswering`.
@@ -27,6 +28,7 @@ from .timm_swinv2 import timm_swinv2_key_map
 from .toolkit import KeyMap, drop, load_torch_checkpoint, rename
 
 __all__ = [
+    "AVS_TASK_SETTINGS",
     "TASKS",
     "convert_dg_sct_task_checkpoint",
     "dg_sct_task_config_from_original",
@@ -34,7 +36,8 @@ __all__ = [
     "load_original_dg_sct_task",
 ]
 
-TASKS = ("avvp", "avqa", "avs")
+TASKS = ("avvp", "avqa", "avs", "avs-ms3")
+AVS_TASK_SETTINGS = {"avs": "s4", "avs-ms3": "ms3"}
 UNUSED = "created by the original but never used in its forward"
 
 
@@ -143,14 +146,22 @@ def _avvp_head_rules() -> list:
 _TEMPORAL_LAYER_NAMES = {"linear1": "intermediate", "linear2": "output", "norm1": "attention_norm", "norm2": "output_norm"}
 
 
-def _avs_module_drops() -> list:
-    """S4 DG-SCT module parts the S4 forward never runs (matched before the shared module rules)."""
+def _avs_module_drops(setting: str = "s4") -> list:
+    """DG-SCT module parts the AVS forward never runs (matched before the shared module rules). S4 resizes the
+    other modality's grid instead of calling `conv_adapter`; MS3 calls it (kept) and skips `temporal_gated`."""
     source = r"(?:audio|vis)_adapter_blocks_p[12]\.\d+\."
-    return [
-        drop(source + r"conv_adapter\.(?:weight|bias)", "S4 DG-SCT module token mixing: " + UNUSED + " (bicubic resize)"),
-        drop(source + r"ln_before\.(?:weight|bias)", "S4 DG-SCT module LayerNorm before the bottleneck: " + UNUSED),
-        drop(source + r"temporal_gated\.0\.(?:weight|bias)", "S4 DG-SCT module temporal gate: evaluated, result unused"),
+    label = setting.upper()
+    drops = [
+        drop(source + r"ln_before\.(?:weight|bias)", f"{label} DG-SCT module LayerNorm before the bottleneck: " + UNUSED),
     ]
+    if setting == "s4":
+        drops += [
+            drop(source + r"conv_adapter\.(?:weight|bias)", "S4 DG-SCT module token mixing: " + UNUSED + " (bicubic resize)"),
+            drop(source + r"temporal_gated\.0\.(?:weight|bias)", "S4 DG-SCT module temporal gate: evaluated, result unused"),
+        ]
+    else:
+        drops.append(drop(source + r"temporal_gated\.0\.(?:weight|bias)", "MS3 DG-SCT module temporal gate: " + UNUSED))
+    return drops
 
 
 def _avs_head_rules() -> list:
@@ -205,9 +216,10 @@ def _avs_head_rules() -> list:
 
 def dg_sct_task_key_map(task: str) -> KeyMap:
     """The whole original model of `task` -> its hf_av head class (keys without any `module.` prefix)."""
-    if task == "avs":
-        key_map = KeyMap(_avs_module_drops()) + _backbone_map() + KeyMap(_avs_head_rules())
-        key_map.name = "DG-SCT AVS-S4 checkpoint"
+    if task in AVS_TASK_SETTINGS:
+        setting = AVS_TASK_SETTINGS[task]
+        key_map = KeyMap(_avs_module_drops(setting)) + _backbone_map() + KeyMap(_avs_head_rules())
+        key_map.name = f"DG-SCT AVS-{setting.upper()} checkpoint"
         return key_map
     if task == "avvp":
         head = _avvp_head_rules()
@@ -273,14 +285,15 @@ def dg_sct_task_config_from_original(
             crossmodal_assignment=str(opt.get("crossmodal_assign", "soft")),
             num_labels=classes.shape[0] if classes is not None else 25,
         )
-    if task == "avs":
+    if task in AVS_TASK_SETTINGS:
         gate = state_dict.get("temporal_attn.audio_gated.0.0.weight")
         hidden = gate.shape[1] if gate is not None else 256
         feed_forward = state_dict.get("temporal_attn.audio_encoder.0.encoder.layers.0.linear1.weight")
         stages = sorted(int(k.split(".")[0][len("tpavi_b"):]) - 1 for k in state_dict if k.endswith(".align_channel.weight"))
         mask_sizes = [state_dict[f"output_conv.{i}.weight"].shape[0] for i in (0, 2) if f"output_conv.{i}.weight" in state_dict]
         return DgSctSegmentationConfig(
-            **{**kwargs, "adapter_layer_norm_before": False},  # built but never applied by the S4 modules
+            **{**kwargs, "adapter_layer_norm_before": False},  # built but never applied by the AVS modules
+            avs_setting=AVS_TASK_SETTINGS[task],
             decoder_channels=state_dict["x1_linear_.weight"].shape[0] if "x1_linear_.weight" in state_dict else 256,
             audio_feature_size=state_dict["audio_linear.weight"].shape[0] if "audio_linear.weight" in state_dict else 128,
             temporal_visual_fc_dim=(
@@ -323,6 +336,7 @@ def _model_class(task: str):
         "avqa": DgSctForAudioVisualQuestionAnswering,
         "avvp": DgSctForAudioVisualVideoParsing,
         "avs": DgSctForAudioVisualSegmentation,
+        "avs-ms3": DgSctForAudioVisualSegmentation,
     }[task]
 
 
@@ -382,12 +396,12 @@ def _save_task_processor(task: str, config, output_dir: Path, question_vocabular
     )
 
     audio = config.audio_config
-    tiling = {"num_segments": config.num_segments, "tile_repeats": 5 if task == "avs" else 10}
+    tiling = {"num_segments": config.num_segments, "tile_repeats": 5 if task in AVS_TASK_SETTINGS else 10}
     extractor = DgSctFeatureExtractor(
         sampling_rate=audio.sampling_rate, n_fft=audio.n_fft, hop_length=audio.hop_length,
         num_mel_bins=audio.num_mel_bins, f_min=audio.f_min, f_max=audio.f_max, **tiling,
     )
-    if task == "avs":
+    if task in AVS_TASK_SETTINGS:
         DgSctSegmentationProcessor(extractor, DgSctSegmentationImageProcessor()).save_pretrained(output_dir)
         return
     size = config.vision_config.image_size

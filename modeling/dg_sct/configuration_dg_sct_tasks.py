@@ -8,6 +8,7 @@ from ..common.configuration import strict_config
 from .configuration_dg_sct import DgSctConfig
 
 __all__ = [
+    "AVS_SETTINGS",
     "DgSctQuestionAnsweringConfig",
     "DgSctSegmentationConfig",
     "DgSctVideoParsingConfig",
@@ -193,38 +194,88 @@ class DgSctVideoParsingConfig(DgSctConfig):
             raise ValueError("DgSctVideoParsingConfig: the grouping MLP ratios must give widths >= 1.")
 
 
+# What differs between the original's AVSBench copies (`avs_scripts/avs_s4` vs `avs_scripts/avs_ms3`, @211fc57):
+# `VisualAdapter.forward` (S4 resizes the other modality's grid, MS3 calls `conv_adapter`; alpha/beta), the
+# TemporalAttention gamma (S4 0.05 literal, MS3 `opt.gamma` 0.1), `--Adapter_downsample` (S4 train.sh 8, MS3 the
+# base_options default 2), the loss (MS3 train.sh: `--masked_av_flag --lambda_1 0.5 --kl_flag`) and which
+# backbones train (S4 freezes names with "swin", MS3 also "htsat").
+AVS_SETTINGS = {
+    "s4": {
+        "guide_resampling": "bicubic",
+        "channel_attention_weight": 0.3,
+        "spatial_attention_weight": 0.05,
+        "adapter_reduction_factor": 8,
+        "temporal_gate_scale": 0.05,
+        "matching_loss_weight": 0.0,
+        "trainable_parameters": ["*cross_modal_blocks.*", "*audio_backbone.*", "segmentation_head.*"],
+    },
+    "ms3": {
+        "guide_resampling": "linear",
+        "channel_attention_weight": 0.2,
+        "spatial_attention_weight": 0.1,
+        "adapter_reduction_factor": 2,
+        "temporal_gate_scale": 0.1,
+        "matching_loss_weight": 0.5,
+        "trainable_parameters": ["*cross_modal_blocks.*", "segmentation_head.*"],
+    },
+}
+
+
 @strict_config
 class DgSctSegmentationConfig(DgSctConfig):
     r"""
-    Configuration of `DgSctForAudioVisualSegmentation` (the original `AVS/avs_scripts/avs_s4/model/PVT_AVSModel.py`
-    `Pred_endecoder`: AVSBench sounding-object segmentation, 5 frames per clip). Everything of `DgSctConfig` applies;
-    the DG-SCT module defaults are the S4 release flags: the other modality's token grid bicubically resized onto
-    the own grid (`guide_resampling="bicubic"`), no LayerNorm before the bottleneck, the gate before the LayerNorm
-    after it, 32 latent tokens initialised to zeros, no batch norm, ungated audio-side modules.
+    Configuration of `DgSctForAudioVisualSegmentation` (the original `AVS/avs_scripts/avs_{s4,ms3}/model/
+    PVT_AVSModel.py` `Pred_endecoder`: AVSBench sounding-object segmentation, 5 frames per clip). Everything of
+    `DgSctConfig` applies. Both settings share the architecture; their copies of the original differ only in the
+    settings below, which `avs_setting` fills in (any of them given explicitly wins):
+
+    | field | `"s4"` (default) | `"ms3"` |
+    | --- | --- | --- |
+    | `guide_resampling` | `"bicubic"` (other modality's grid resized; `conv_adapter` unused) | `"linear"` (`conv_adapter`) |
+    | `channel_attention_weight`, `spatial_attention_weight` | 0.3, 0.05 | 0.2, 0.1 |
+    | `temporal_gate_scale` | 0.05 | 0.1 (`opt.gamma`) |
+    | `adapter_reduction_factor` | 8 (train.sh) | 2 (base_options default; train.sh sets none) |
+    | `matching_loss_weight` | 0 | 0.5 (`--masked_av_flag --lambda_1 0.5 --kl_flag`) |
+    | `trainable_parameters` | HTS-AT trains too | both backbones frozen |
+
+    Common to both: no LayerNorm before the bottleneck (built, never applied), the gate before the LayerNorm after
+    it, 32 latent tokens initialised to zeros, no batch norm, ungated audio-side modules.
 
     Args:
+        avs_setting (`str`, defaults to `"s4"`): `"s4"` (single source; trained on the first frame's mask) or
+            `"ms3"` (multiple sources; trained on all five masks plus the audio-visual matching loss).
         decoder_channels (`int`, defaults to 256): width of the multi-scale maps and the decoder (`channel`).
         feature_map_sizes (`list[int]`, defaults to `[56, 28, 14, 7]`): the four Swin-V2 stage maps are
             bicubically resized to these sizes (the PVT-v2 scales the AVSBench decoder expects); the masks come
             out at `4 * feature_map_sizes[0]` (224).
         audio_feature_size (`int`, defaults to 128): width of the projected audio feature (`audio_linear`).
         temporal_visual_fc_dim (`int`, defaults to 256): width of the per-scale visual projection of the temporal
-            attention (`v_fc`); temporal_hidden_size (256), temporal_intermediate_size (1024) and
-            temporal_gate_scale (0.05) as in `DgSctConfig`.
+            attention (`v_fc`); temporal_hidden_size (256) and temporal_intermediate_size (1024) as in
+            `DgSctConfig`; temporal_gate_scale by `avs_setting` (the table).
         fusion_stages (`list[int]`, defaults to `[0, 1, 2, 3]`): scales fused with the audio by TPAVI.
         mask_head_sizes (`list[int]`, defaults to `[128, 32]`): widths of the two 3x3 convolutions of the mask head.
+        matching_loss_weight (`float`, defaults by `avs_setting`): weight of the audio-visual matching loss
+            (the original `A_MaskedV_SimmLoss` with `kl_flag`, "L_AVM" of AVSBench) added to the mask BCE; 0 = off.
+        matching_loss_stages (`list[int]`, *optional*): fused scales it is computed on (defaults to
+            `fusion_stages`, the original `--masked_av_stages 0 1 2 3`).
     """
 
     model_type = "dg-sct-avs"
 
+    avs_setting: str = "s4"
     num_segments: int = 5
     latent_token_init: str = "zeros"
     adapter_batch_norm: bool = False
     adapter_layer_norm_before: bool = False
     gate_audio_adapters: bool = False
-    guide_resampling: str = "bicubic"
+    guide_resampling: str | None = None
     gate_before_layer_norm: bool = True
-    temporal_gate_scale: float = 0.05
+    channel_attention_weight: float | None = None
+    spatial_attention_weight: float | None = None
+    adapter_reduction_factor: int | None = None
+    temporal_gate_scale: float | None = None
+    matching_loss_weight: float | None = None
+    matching_loss_stages: list[int] | None = None
     decoder_channels: int = 256
     feature_map_sizes: list[int] | None = None
     audio_feature_size: int = 128
@@ -233,15 +284,21 @@ class DgSctSegmentationConfig(DgSctConfig):
     mask_head_sizes: list[int] | None = None
 
     def __post_init__(self, **kwargs):
+        if self.avs_setting not in AVS_SETTINGS:
+            raise ValueError(
+                f"DgSctSegmentationConfig.avs_setting must be one of {sorted(AVS_SETTINGS)}, got {self.avs_setting!r}."
+            )
+        for name, value in AVS_SETTINGS[self.avs_setting].items():
+            if getattr(self, name) is None:
+                setattr(self, name, list(value) if isinstance(value, list) else value)
         if self.feature_map_sizes is None:
             self.feature_map_sizes = [56, 28, 14, 7]
         if self.fusion_stages is None:
             self.fusion_stages = [0, 1, 2, 3]
+        if self.matching_loss_stages is None:
+            self.matching_loss_stages = list(self.fusion_stages)
         if self.mask_head_sizes is None:
             self.mask_head_sizes = [128, 32]
-        if self.trainable_parameters is None:
-            # The S4 original freezes only the Swin-V2 tower (its HTS-AT trains too).
-            self.trainable_parameters = ["*cross_modal_blocks.*", "*audio_backbone.*", "segmentation_head.*"]
         _default_num_labels(self, kwargs, 2)  # background / sounding object
         super().__post_init__(**kwargs)
 
@@ -271,3 +328,12 @@ class DgSctSegmentationConfig(DgSctConfig):
             raise ValueError(f"DgSctSegmentationConfig.mask_head_sizes must hold 2 widths, got {self.mask_head_sizes}.")
         if self.decoder_channels < 2:
             raise ValueError("DgSctSegmentationConfig.decoder_channels must be >= 2 (TPAVI halves it).")
+        if self.matching_loss_weight < 0:
+            raise ValueError(
+                f"DgSctSegmentationConfig.matching_loss_weight must be >= 0, got {self.matching_loss_weight}."
+            )
+        if self.matching_loss_weight > 0 and not set(self.matching_loss_stages) <= set(self.fusion_stages):
+            raise ValueError(
+                f"DgSctSegmentationConfig.matching_loss_stages ({self.matching_loss_stages}) must be fused scales "
+                f"(fusion_stages {self.fusion_stages}): the matching loss compares TPAVI's projected audio with them."
+            )

@@ -3,8 +3,9 @@ HTS-AT with DG-SCT modules):
 
 * `DgSctForAudioVisualVideoParsing`: AVVP on LLP (`AVVP/nets/mgn.py` `MGN_Net`, `AVVP/nets/grouping.py`).
 * `DgSctForAudioVisualQuestionAnswering`: MUSIC-AVQA (`AVQA/net_grd_avst/net_avst.py` `AVQA_Fusion_Net`).
-* `DgSctForAudioVisualSegmentation`: AVSBench S4 (`AVS/avs_scripts/avs_s4/model/PVT_AVSModel.py` `Pred_endecoder`,
-  `model/TPAVI.py`).
+* `DgSctForAudioVisualSegmentation`: AVSBench S4 and MS3 (`AVS/avs_scripts/avs_{s4,ms3}/model/PVT_AVSModel.py`
+  `Pred_endecoder`, `model/TPAVI.py`, `avs_ms3/loss.py`; the settings differ only in config values, see
+  `DgSctSegmentationConfig`).
 
 Names follow the original modules; each class says which original function it reproduces.
 """
@@ -677,13 +678,14 @@ class DgSctForAudioVisualQuestionAnswering(DgSctPreTrainedModel):
 
 
 # ------------------------------------------------------------------------------------------------------------------
-# Segmentation (AVSBench S4): multi-scale visual maps, temporal attention, TPAVI audio fusion, FPN-style decoder
+# Segmentation (AVSBench S4 / MS3): multi-scale visual maps, temporal attention, TPAVI audio fusion, FPN-style decoder
 # ------------------------------------------------------------------------------------------------------------------
 @dataclass
 class DgSctSegmentationOutput(ModelOutput):
     r"""
     loss (`torch.FloatTensor` of shape `()`, *optional*, returned when `labels` are given):
-        Binary cross-entropy of the mask logits against the ground-truth masks (S4: the first frame of each clip).
+        Binary cross-entropy of the mask logits against the ground-truth masks (S4: the first frame of each clip;
+        MS3: all five), plus `config.matching_loss_weight` times the audio-visual matching loss (MS3: 0.5).
     logits (`torch.FloatTensor` of shape `(batch_size, num_segments, mask_size, mask_size)`):
         Sounding-object mask logits per frame (the original `pred`, 224 x 224); resize to the image with
         `DgSctSegmentationImageProcessor.post_process_masks`.
@@ -872,7 +874,7 @@ class DgSctSegmentationHead(nn.Module):
 
 
 class DgSctForAudioVisualSegmentation(DgSctPreTrainedModel):
-    r"""DG-SCT for audio-visual segmentation (AVSBench S4): `DgSctModel` + the original multi-scale temporal
+    r"""DG-SCT for audio-visual segmentation (AVSBench S4 / MS3, `config.avs_setting`): `DgSctModel` + the original multi-scale temporal
     attention, TPAVI audio fusion and decoder. Predicts a sounding-object mask per frame (`logits > 0`)."""
 
     config: DgSctSegmentationConfig
@@ -887,9 +889,41 @@ class DgSctForAudioVisualSegmentation(DgSctPreTrainedModel):
     def get_input_embeddings(self):
         return self.dg_sct.get_input_embeddings()
 
-    def compute_loss(self, labels: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    def compute_matching_loss(
+        self, logits: torch.Tensor, feature_maps: tuple[torch.Tensor, ...], audio_features: tuple[torch.Tensor, ...]
+    ) -> torch.Tensor:
+        """The audio-visual matching loss of the MS3 original (`avs_ms3/loss.py` `A_MaskedV_SimmLoss` with
+        `kl_flag`, no feature normalisation, no thresholding, average pooling): per scale, the predicted masks
+        (sigmoid of the logits average-pooled to the map size) weight the rectified fused map, its spatial mean is
+        compared with TPAVI's projected audio as `KL(softmax(audio) || softmax(masked visual))` summed over frames
+        and channels (the original's `reduction='sum'`), then averaged over the scales."""
+        frame_logits = logits.flatten(0, 1).unsqueeze(1)  # [B*T, 1, S, S]
+        total = logits.new_zeros(())
+        for stage in self.config.matching_loss_stages:
+            visual_map = feature_maps[stage].flatten(0, 1)  # [B*T, C, h, w]
+            audio = audio_features[self.config.fusion_stages.index(stage)].flatten(0, 1)  # [B*T, C]
+            masks = torch.sigmoid(F.adaptive_avg_pool2d(frame_logits, visual_map.shape[-2:]))
+            masked_visual = (visual_map * masks).mean(dim=(-2, -1))
+            total = total + F.kl_div(
+                torch.log_softmax(masked_visual, dim=-1), torch.softmax(audio, dim=-1), reduction="sum"
+            )
+        return total / len(self.config.matching_loss_stages)
+
+    def compute_loss(
+        self,
+        labels: torch.Tensor,
+        logits: torch.Tensor,
+        feature_maps: tuple[torch.Tensor, ...] | None = None,
+        audio_features: tuple[torch.Tensor, ...] | None = None,
+    ) -> torch.Tensor:
         """BCE on the masks given: `(batch, H, W)` = the first frame of each clip (S4), `(batch, frames, H, W)` =
-        every frame."""
+        every frame (MS3); plus `matching_loss_weight` times the matching loss when that weight is > 0 (MS3)."""
+        loss = self._mask_loss(labels, logits)
+        if self.config.matching_loss_weight > 0 and feature_maps is not None:
+            loss = loss + self.config.matching_loss_weight * self.compute_matching_loss(logits, feature_maps, audio_features)
+        return loss
+
+    def _mask_loss(self, labels: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         size = self.config.mask_size
         if labels.shape[-2:] != (size, size) or labels.ndim not in (3, 4) or labels.shape[0] != logits.shape[0]:
             raise ValueError(
@@ -920,7 +954,7 @@ class DgSctForAudioVisualSegmentation(DgSctPreTrainedModel):
             Normalised frames of any size; resized (bicubic) to the visual tower's input size inside the model, as
             the original does with its 224 x 224 AVSBench frames.
         labels (`torch.FloatTensor` of shape `(batch_size, mask_size, mask_size)` or `(batch_size, num_segments,
-            mask_size, mask_size)`, *optional*): binary ground-truth masks (first frame only, S4; or every frame).
+            mask_size, mask_size)`, *optional*): binary ground-truth masks (first frame only, S4; or every frame, MS3).
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         output_hidden_states = (
@@ -949,11 +983,15 @@ class DgSctForAudioVisualSegmentation(DgSctPreTrainedModel):
             list(encoded.visual_hidden_states[1:]), encoded.audio_pooler_output
         )
         logits = logits.view(batch_size, num_segments, *logits.shape[-2:])
-        loss = self.compute_loss(labels.to(logits.device), logits) if labels is not None else None
+        # rectified, as the original's decoder leaves its feature_map_list (in-place ReLU)
+        feature_maps = tuple(F.relu(m).view(batch_size, num_segments, *m.shape[1:]) for m in feature_maps)
+        loss = None
+        if labels is not None:
+            loss = self.compute_loss(labels.to(logits.device), logits, feature_maps, tuple(audio_features))
         output = DgSctSegmentationOutput(
             loss=loss,
             logits=logits,
-            feature_maps=tuple(F.relu(m).view(batch_size, num_segments, *m.shape[1:]) for m in feature_maps),
+            feature_maps=feature_maps,
             audio_features=tuple(audio_features),
             audio_pooler_output=encoded.audio_pooler_output,
             visual_pooler_output=encoded.visual_pooler_output,
