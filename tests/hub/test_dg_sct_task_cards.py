@@ -25,12 +25,14 @@ PAPER = {  # the paper's numbers, as the research notes give them
              "audio-visual question accuracy": 70.7, "average accuracy": 74.8},
     "avs": {"S4 mIoU (M_J)": 80.9, "S4 F-score (M_F)": 89.2, "MS3 mIoU (M_J)": 53.5, "MS3 F-score (M_F)": 64.2},
 }
+PAPER["avs-ms3"] = PAPER["avs"]
 
 
-@pytest.mark.parametrize("task", ["avvp", "avqa", "avs"])
+@pytest.mark.parametrize("task", ["avvp", "avqa", "avs", "avs-ms3"])
 def test_task_cards_carry_the_papers_numbers_the_conversion_and_the_limits(task):
     conversion = ConversionSummary("MGN_Net.pt", 3064, 2900, {"unused in the forward": 12})
-    card = ModelCard(str(render_model_card(dg_sct_task_model_card(task, tiny_task_config(task), conversion))))
+    config = tiny_task_config(task.split("-")[0])
+    card = ModelCard(str(render_model_card(dg_sct_task_model_card(task, config, conversion))))
     metadata = yaml.safe_load(str(card).split("---")[1])
     results = metadata["model-index"][0]["results"]
     reported = {metric["name"]: metric["value"] for result in results for metric in result["metrics"]}
@@ -41,12 +43,13 @@ def test_task_cards_carry_the_papers_numbers_the_conversion_and_the_limits(task)
     assert "## Limits" in text and "## Citation" in text and "duan2023cross" in text
     if task == "avvp":
         assert "R(2+1)D-18" in text and "clip_feature_size=None" in text and "| Segment-level | 59.0 |" in text
-    if task == "avs":
-        assert "Only S4 checkpoints convert" in text
-    untouched = dg_sct_task_model_card(task, tiny_task_config(task))
+    if task.startswith("avs"):
+        assert "`avs-ms3` = MS3" in text and "alpha/beta 0.2/0.1" in text and "| MS3 (multiple sources) | 53.5 |" in text
+        assert ("MS3 multiple sources" in text) == (task == "avs-ms3")
+    untouched = dg_sct_task_model_card(task, config)
     assert "Conversion" not in untouched.sections
     with pytest.raises(ValueError, match="unknown DG-SCT task 'ave'"):
-        dg_sct_task_model_card("ave", tiny_task_config(task))
+        dg_sct_task_model_card("ave", config)
 
 
 @pytest.mark.parametrize("task", ["avvp", "avqa", "avs"])
