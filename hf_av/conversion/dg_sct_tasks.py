@@ -152,12 +152,15 @@ def _avs_module_drops(setting: str = "s4") -> list:
     source = r"(?:audio|vis)_adapter_blocks_p[12]\.\d+\."
     label = setting.upper()
     drops = [
-        drop(source + r"ln_before\.(?:weight|bias)", f"{label} DG-SCT module LayerNorm before the bottleneck: " + UNUSED),
+        drop(source + r"ln_before\.(?:weight|bias)",
+             f"{label} DG-SCT module LayerNorm before the bottleneck: " + UNUSED),
     ]
     if setting == "s4":
         drops += [
-            drop(source + r"conv_adapter\.(?:weight|bias)", "S4 DG-SCT module token mixing: " + UNUSED + " (bicubic resize)"),
-            drop(source + r"temporal_gated\.0\.(?:weight|bias)", "S4 DG-SCT module temporal gate: evaluated, result unused"),
+            drop(source + r"conv_adapter\.(?:weight|bias)",
+                 "S4 DG-SCT module token mixing: " + UNUSED + " (bicubic resize)"),
+            drop(source + r"temporal_gated\.0\.(?:weight|bias)",
+                 "S4 DG-SCT module temporal gate: evaluated, result unused"),
         ]
     else:
         drops.append(drop(source + r"temporal_gated\.0\.(?:weight|bias)", "MS3 DG-SCT module temporal gate: " + UNUSED))

@@ -183,7 +183,8 @@ DG_SCT_TASK_CARDS = {
 
 
 def dg_sct_task_model_card(task: str, config, conversion: ConversionSummary | None = None) -> ModelCardContent:
-    """The card of a DG-SCT `task` folder (`"avvp"`, `"avqa"`, `"avs"`, `"avs-ms3"`); `conversion`: the converter's key report
+    """The card of a DG-SCT `task` folder (`"avvp"`, `"avqa"`, `"avs"`, `"avs-ms3"`); `conversion`: the converter's
+    key report
     (None for a folder not converted from an original checkpoint)."""
     if task not in DG_SCT_TASK_CARDS:
         raise ValueError(f"unknown DG-SCT task {task!r}; cards exist for {sorted(DG_SCT_TASK_CARDS)}")

@@ -231,7 +231,7 @@ class DgSctSegmentationConfig(DgSctConfig):
 
     | field | `"s4"` (default) | `"ms3"` |
     | --- | --- | --- |
-    | `guide_resampling` | `"bicubic"` (other modality's grid resized; `conv_adapter` unused) | `"linear"` (`conv_adapter`) |
+    | `guide_resampling` | `"bicubic"` (other grid resized, `conv_adapter` unused) | `"linear"` (`conv_adapter`) |
     | `channel_attention_weight`, `spatial_attention_weight` | 0.3, 0.05 | 0.2, 0.1 |
     | `temporal_gate_scale` | 0.05 | 0.1 (`opt.gamma`) |
     | `adapter_reduction_factor` | 8 (train.sh) | 2 (base_options default; train.sh sets none) |

@@ -874,8 +874,8 @@ class DgSctSegmentationHead(nn.Module):
 
 
 class DgSctForAudioVisualSegmentation(DgSctPreTrainedModel):
-    r"""DG-SCT for audio-visual segmentation (AVSBench S4 / MS3, `config.avs_setting`): `DgSctModel` + the original multi-scale temporal
-    attention, TPAVI audio fusion and decoder. Predicts a sounding-object mask per frame (`logits > 0`)."""
+    r"""DG-SCT for audio-visual segmentation (AVSBench S4 / MS3, `config.avs_setting`): `DgSctModel` + the original
+    multi-scale temporal attention, TPAVI audio fusion and decoder. Predicts a sounding-object mask per frame (`logits > 0`)."""
 
     config: DgSctSegmentationConfig
     config_class = DgSctSegmentationConfig
@@ -920,7 +920,8 @@ class DgSctForAudioVisualSegmentation(DgSctPreTrainedModel):
         every frame (MS3); plus `matching_loss_weight` times the matching loss when that weight is > 0 (MS3)."""
         loss = self._mask_loss(labels, logits)
         if self.config.matching_loss_weight > 0 and feature_maps is not None:
-            loss = loss + self.config.matching_loss_weight * self.compute_matching_loss(logits, feature_maps, audio_features)
+            matching = self.compute_matching_loss(logits, feature_maps, audio_features)
+            loss = loss + self.config.matching_loss_weight * matching
         return loss
 
     def _mask_loss(self, labels: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:

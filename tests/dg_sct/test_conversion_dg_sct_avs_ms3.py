@@ -166,7 +166,8 @@ def test_ms3_checkpoint_converts_strictly(ms3_converted, ms3_state_dict):
     assert report.num_source_keys == len(ms3_state_dict) == 2628
     config = model.config
     assert config.avs_setting == "ms3" and config.guide_resampling == "linear"
-    assert (config.channel_attention_weight, config.spatial_attention_weight, config.temporal_gate_scale) == (0.2, 0.1, 0.1)
+    settings = (config.channel_attention_weight, config.spatial_attention_weight, config.temporal_gate_scale)
+    assert settings == (0.2, 0.1, 0.1)
     assert config.matching_loss_weight == 0.5 and config.matching_loss_stages == [0, 1, 2, 3]
     # sizes still come from the tensors (the tiny fixture's bottleneck reduction is 2, like the MS3 release)
     assert config.adapter_reduction_factor == 2 and config.num_latent_tokens == 4
@@ -305,6 +306,7 @@ def test_unknown_avs_setting_and_misplaced_matching_stages_are_rejected():
         DgSctSegmentationConfig(avs_setting="ms3", fusion_stages=[2, 3], matching_loss_stages=[0])
     ms3 = DgSctSegmentationConfig(avs_setting="ms3", channel_attention_weight=0.4)
     assert ms3.channel_attention_weight == 0.4 and ms3.spatial_attention_weight == 0.1  # explicit values win
-    assert ms3.adapter_reduction_factor == 2 and ms3.trainable_parameters == ["*cross_modal_blocks.*", "segmentation_head.*"]
+    assert ms3.adapter_reduction_factor == 2
+    assert ms3.trainable_parameters == ["*cross_modal_blocks.*", "segmentation_head.*"]  # HTS-AT frozen
     s4 = DgSctSegmentationConfig()
     assert (s4.guide_resampling, s4.adapter_reduction_factor, s4.temporal_gate_scale) == ("bicubic", 8, 0.05)
