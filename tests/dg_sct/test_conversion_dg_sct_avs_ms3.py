@@ -310,3 +310,42 @@ def test_unknown_avs_setting_and_misplaced_matching_stages_are_rejected():
     assert ms3.trainable_parameters == ["*cross_modal_blocks.*", "segmentation_head.*"]  # HTS-AT frozen
     s4 = DgSctSegmentationConfig()
     assert (s4.guide_resampling, s4.adapter_reduction_factor, s4.temporal_gate_scale) == ("bicubic", 8, 0.05)
+
+
+def test_a_few_ms3_training_steps_lower_its_loss():
+    """Five masks per clip and the matching loss, on a tiny random model; only `trainable_parameters` train
+    (MS3: the DG-SCT modules and the head; both backbones frozen)."""
+    from modeling.common.trainable import freeze_except
+    from tests.dg_sct.test_modeling_dg_sct_tasks import SEGMENTS, backbone_inputs, backbone_kwargs
+
+    torch.manual_seed(0)
+    config = DgSctSegmentationConfig(
+        **{**backbone_kwargs(), "num_segments": SEGMENTS}, avs_setting="ms3", decoder_channels=4,
+        feature_map_sizes=[8, 4, 2, 1], audio_feature_size=8, temporal_visual_fc_dim=4, mask_head_sizes=[4, 4],
+    )
+    assert config.adapter_reduction_factor == 2 and config.matching_loss_weight == 0.5
+    model = DgSctForAudioVisualSegmentation(config)
+    freeze_except(model, config.trainable_parameters)
+    assert not any(p.requires_grad for n, p in model.named_parameters() if "audio_backbone" in n)
+    inputs = backbone_inputs(2)
+    masks = torch.zeros(2, SEGMENTS, config.mask_size, config.mask_size)
+    masks[:, :, 6:20, 8:26] = 1
+
+    def evaluate():
+        model.eval()
+        with torch.no_grad():
+            output = model(**inputs, labels=masks)
+        matching = model.compute_matching_loss(output.logits, output.feature_maps, output.audio_features)
+        return output.loss.item(), matching.item()
+
+    before, matching_before = evaluate()
+    assert matching_before > 0  # the matching term is part of the loss
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    model.train()
+    for _ in range(8):
+        optimizer.zero_grad()
+        model(**inputs, labels=masks).loss.backward()
+        optimizer.step()
+        model.train()
+    after, _ = evaluate()
+    assert after < before, (before, after)
