@@ -10,9 +10,9 @@ fp32/bf16, B = 1, 4, 8, SDPA vs eager, FLOP utilisation), train (training step),
 bf16 (fp32 / bf16 autocast / bf16 weights interleaved in one process at one batch size, with the in-run
 F.linear rates; not in the default set), families (full-size LAVisH / DG-SCT / VATT-BBS: fp32 forward utilisation
 against the originals', bf16 vs fp32 interleaved, LAVisH / DG-SCT training-step memory with the backbone frozen vs
-all trainable; `benchmarks/bench_families.py`; not in the default set), profile (torch.profiler / cProfile tables; not part of the default set).
-Full-size model items start one subprocess per
-configuration (peak memory per configuration). The machine load (/proc/loadavg) is sampled
+all trainable; `benchmarks/bench_families.py`; not in the default set), profile (torch.profiler / cProfile tables;
+not part of the default set). Full-size model items start one subprocess per configuration (peak memory per
+configuration). The machine load (/proc/loadavg) is sampled
 around every item and reported: figures taken at a load well above 2 (two cores) are contended.
 """
 
