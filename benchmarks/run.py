@@ -1,15 +1,18 @@
 """hf_av benchmark suite: our figure, the peer's figure measured in the same run, and the ratio.
 
-    python benchmarks/run.py [--quick] [--only fbank,decode,model,train,compile,profile] [--json out.json]
+    python benchmarks/run.py [--quick] [--only fbank,decode,model,train,compile,bf16,families,profile] [--json out.json]
                              [--batch-sizes 1,4,8] [--precisions fp32,bf16-autocast,bf16-weights]
+                             [--families lavish,dg-sct,vatt] [--family-parts forward,bf16,train]
 
 Items: fbank (Kaldi fbank vs Transformers' AST NumPy path and a per-clip torch reference), decode (mp4 ->
 model-ready tensors with DataLoader workers vs a naive two-pass PyAV loop), model (full-size CAV-MAE forward,
 fp32/bf16, B = 1, 4, 8, SDPA vs eager, FLOP utilisation), train (training step), compile (torch.compile),
 bf16 (fp32 / bf16 autocast / bf16 weights interleaved in one process at one batch size, with the in-run
-F.linear rates; not in the default set), profile (torch.profiler / cProfile tables; not part of the default set).
-Full-size model items start one subprocess per
-configuration (peak memory per configuration). The machine load (/proc/loadavg) is sampled
+F.linear rates; not in the default set), families (full-size LAVisH / DG-SCT / VATT-BBS: fp32 forward utilisation
+against the originals', bf16 vs fp32 interleaved, LAVisH / DG-SCT training-step memory with the backbone frozen vs
+all trainable; `benchmarks/bench_families.py`; not in the default set), profile (torch.profiler / cProfile tables;
+not part of the default set). Full-size model items start one subprocess per configuration (peak memory per
+configuration). The machine load (/proc/loadavg) is sampled
 around every item and reported: figures taken at a load well above 2 (two cores) are contended.
 """
 
@@ -27,16 +30,18 @@ from pathlib import Path
 if __package__ in (None, ""):  # `python benchmarks/run.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.bench_families import FAMILIES, parse_selection  # noqa: E402
+from benchmarks.bench_families import PARTS as FAMILY_PARTS  # noqa: E402
 from benchmarks.common import LOAD, NUM_THREADS, setup_torch  # noqa: E402
 
 DEFAULT_ITEMS = ("fbank", "decode", "model", "train", "compile")
-ALL_ITEMS = DEFAULT_ITEMS + ("bf16", "profile")
+ALL_ITEMS = DEFAULT_ITEMS + ("bf16", "families", "profile")
 MODEL_ITEMS = ("model", "train", "compile", "bf16")  # the items that take --batch-sizes / --precisions
 PRECISIONS = ("fp32", "bf16-autocast", "bf16-weights")
 
 
 def _item(name: str):
-    from benchmarks import bench_bf16, bench_decode, bench_fbank, bench_model, bench_profile
+    from benchmarks import bench_bf16, bench_decode, bench_families, bench_fbank, bench_model, bench_profile
 
     return {
         "fbank": bench_fbank.run,
@@ -45,6 +50,7 @@ def _item(name: str):
         "train": bench_model.run_train,
         "compile": bench_model.run_compile,
         "bf16": bench_bf16.run,
+        "families": bench_families.run,
         "profile": bench_profile.run,
     }[name]
 
@@ -85,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="bf16 item: also time bf16 weights under torch.compile (inductor; minutes to compile)")
     parser.add_argument("--precisions", help="model/train/compile items: only these precisions among "
                         f"{','.join(PRECISIONS)}")
+    parser.add_argument("--families", help=f"families item: only these among {','.join(FAMILIES)}")
+    parser.add_argument("--family-parts", help=f"families item: only these parts among {','.join(FAMILY_PARTS)}")
     args = parser.parse_args(argv)
     items = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = sorted(set(items) - set(ALL_ITEMS))
@@ -102,6 +110,13 @@ def main(argv: list[str] | None = None) -> int:
         if wrong:
             parser.error(f"unknown precision(s) {wrong}; choose among {list(PRECISIONS)}")
 
+    family_filters = {}
+    try:
+        family_filters["families"] = parse_selection(args.families, FAMILIES, "family")
+        family_filters["parts"] = parse_selection(args.family_parts, FAMILY_PARTS, "family part")
+    except ValueError as error:
+        parser.error(str(error))
+
     setup_torch()
     env = _environment()
     print(f"# hf_av benchmarks {'(quick) ' if args.quick else ''}{env['date']}")
@@ -116,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
             extra = model_filters if name in MODEL_ITEMS else {}
             if name == "bf16":
                 extra = {**extra, "compile_model": args.bf16_compile}
+            if name == "families":
+                extra = family_filters
             report["items"][name] = _item(name)(quick=args.quick, **extra)
         except Exception as exc:  # one broken item must not hide the others
             print(f"\n[{name}] FAILED: {type(exc).__name__}: {exc}", flush=True)
