@@ -406,7 +406,7 @@ def finetune(args, out: Path, data: dict, name: str, start: Path, trainable=None
         output_dir=str(folder), num_train_epochs=args.finetune_epochs, max_steps=args.max_steps or -1,
         per_device_train_batch_size=args.batch_size, per_device_eval_batch_size=args.batch_size,
         learning_rate=args.learning_rate, weight_decay=0.01, warmup_steps=min(20, steps_per_epoch),
-        lr_scheduler_type="cosine", logging_steps=max(1, min(10, steps_per_epoch, args.max_steps or 10)),
+        lr_scheduler_type="cosine", logging_steps=max(1, min(10, steps_per_epoch, args.max_steps // 2 or 10)),
         save_strategy="steps",
         save_steps=args.save_steps, save_total_limit=1, report_to=[], use_cpu=True, seed=args.seed,
         dataloader_num_workers=0, resume_from_checkpoint=checkpoint,
