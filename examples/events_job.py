@@ -70,7 +70,7 @@ def parse_args(argv=None):
     parser.add_argument("--num-train", type=int, default=400, help="training clips (ten segments each)")
     parser.add_argument("--num-test", type=int, default=100, help="test clips (held-out voices and images)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--pretrain-epochs", type=float, default=12, help="epochs of backbone pre-training")
+    parser.add_argument("--pretrain-epochs", type=float, default=8, help="epochs of backbone pre-training")
     parser.add_argument("--finetune-epochs", type=float, default=12, help="epochs of each event-localisation run")
     parser.add_argument("--avvp-epochs", type=float, default=12)
     parser.add_argument("--batch-size", type=int, default=16, help="clips per fine-tuning step")
@@ -215,25 +215,14 @@ def clip_tensors(path: str, out: Path, workers: int) -> dict:
     if cache.is_file():
         _TENSORS[path] = torch.load(cache, weights_only=True)
         return _TENSORS[path]
-    from hf_av.data import stream_from_rows
-
     rows = read_rows(path)
-    processor = backbone_processor()
-    indexed = [{"path": row["path"], "_row": i} for i, row in enumerate(rows)]
-    stream = stream_from_rows(indexed, processor, keep_columns=("_row",)).with_format("torch")
-    with warnings.catch_warnings():  # datasets' torch formatter copies the processor's tensors and says so
-        warnings.simplefilter("ignore", UserWarning)
-        if workers > 0:
-            loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=workers)
-            examples = sorted(({k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in e.items()}
-                               for e in loader), key=lambda e: int(e["_row"]))
-        else:
-            examples = list(stream)
-    if len(examples) != len(rows):
-        raise RuntimeError(f"{path}: decoded {len(examples)} of {len(rows)} clips")
+    examples = _decode(rows, backbone_processor(), workers)
+    # LAVisH's spectrogram image of every segment: what its one Swin-V2 sees of the audio
+    spectrograms = _decode(rows, lavish_processor(), workers, keys=("input_values",))
     tensors = {
         "pixel_values": torch.stack([e["pixel_values"] for e in examples]),
         "input_values": torch.stack([e["input_values"] for e in examples]),
+        "spectrogram_images": torch.stack([e["input_values"] for e in spectrograms]),
         "visual_labels": torch.tensor([row["visual_segment_labels"] for row in rows]),
         "audio_labels": torch.tensor([row["audio_segment_labels"] for row in rows]),
         "weak_labels": torch.tensor([[float(d in row["weak_labels"]) for d in range(10)] for row in rows]),
@@ -243,6 +232,26 @@ def clip_tensors(path: str, out: Path, workers: int) -> dict:
     cache.with_suffix(".tmp").replace(cache)
     _TENSORS[path] = tensors
     return tensors
+
+
+def _decode(rows: list[dict], processor, workers: int, keys=("input_values", "pixel_values")) -> list[dict]:
+    from hf_av.data import stream_from_rows
+
+    modalities = "audio" if keys == ("input_values",) else "audio-visual"
+    indexed = [{"path": row["path"], "_row": i} for i, row in enumerate(rows)]
+    stream = stream_from_rows(indexed, processor, keep_columns=("_row",),
+                              processor_kwargs={"modalities": modalities}).with_format("torch")
+    with warnings.catch_warnings():  # datasets' torch formatter copies the processor's tensors and says so
+        warnings.simplefilter("ignore", UserWarning)
+        if workers > 0:
+            loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=workers)
+            examples = sorted(({k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in e.items()}
+                               for e in loader), key=lambda e: int(e["_row"]))
+        else:
+            examples = list(stream)
+    if len(examples) != len(rows):
+        raise RuntimeError(f"decoded {len(examples)} of {len(rows)} clips")
+    return examples
 
 
 # ------------------------------------------------------------------------------------------------ backbones
@@ -319,28 +328,46 @@ def _features(function, inputs, batch_size=256) -> torch.Tensor:
     return torch.cat([function(inputs[i: i + batch_size]) for i in range(0, len(inputs), batch_size)])
 
 
+def _visual_pretraining_data(tensors: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """Frames (labels 0-10: the digit seen, 10 = empty) and LAVisH spectrogram images (labels 11-21: the digit heard,
+    21 = no word), repeated to three channels as LAVisH feeds them to its Swin-V2."""
+    frames = tensors["pixel_values"].flatten(0, 1)
+    spectrograms = tensors["spectrogram_images"].flatten(0, 1).unsqueeze(1).expand(-1, frames.shape[1], -1, -1)
+    labels = torch.cat([tensors["visual_labels"].flatten(), tensors["audio_labels"].flatten() + 11])
+    return torch.cat([frames, spectrograms]), labels
+
+
 def pretrain_backbone(args, out: Path, data: dict, modality: str) -> dict:
-    """Supervised per-segment pre-training: frames -> digit seen (or empty), audio -> digit heard (or silence)."""
+    """Supervised per-segment pre-training. Swin-V2: the training frames (digit seen, or empty) and the training
+    spectrogram images (digit heard, or none), one 22-way head; HTS-AT: the training audio (digit heard, or none)."""
     train, test = clip_tensors(data["train"], out, args.workers), clip_tensors(data["test"], out, args.workers)
-    key, labels_key = ("pixel_values", "visual_labels") if modality == "visual" else ("input_values", "audio_labels")
-    inputs = train[key].flatten(0, 1)
-    labels = train[labels_key].flatten()
+    if modality == "visual":
+        (inputs, labels), (test_inputs, test_labels) = _visual_pretraining_data(train), _visual_pretraining_data(test)
+    else:
+        inputs, labels = train["input_values"].flatten(0, 1), train["audio_labels"].flatten()
+        test_inputs, test_labels = test["input_values"].flatten(0, 1), test["audio_labels"].flatten()
     torch.manual_seed(args.seed)
-    model = SwinClassifier(11) if modality == "visual" else HtsatClassifier(11)
+    model = SwinClassifier(22) if modality == "visual" else HtsatClassifier(11)
     # segments of a run repeat one image / word: an epoch is over all segments anyway
     info = _train_classifier(model, inputs, labels, args.pretrain_epochs, 64, PRETRAIN_LEARNING_RATE[modality],
                              args.seed, args.max_steps, f"pre-training {modality}")
-    predictions = _features(model, test[key].flatten(0, 1)).argmax(-1)
-    accuracy = float((predictions == test[labels_key].flatten()).float().mean())
-    folder = out / "backbones" / ("swinv2-frames" if modality == "visual" else "htsat-audio")
+    correct = _features(model, test_inputs).argmax(-1) == test_labels
+    folder = out / "backbones" / ("swinv2" if modality == "visual" else "htsat-audio")
     model.encoder.save_pretrained(folder)
-    # the frozen-backbone baselines of the DG-SCT rows need the pooled features; random towers for baseline (b)
+    # the random frozen towers of baseline (b)
     torch.manual_seed(args.seed + 1)
-    random = SwinClassifier(11) if modality == "visual" else HtsatClassifier(11)
+    random = SwinClassifier(22) if modality == "visual" else HtsatClassifier(11)
     random.encoder.save_pretrained(out / "backbones" / ("swinv2-random" if modality == "visual" else "htsat-random"))
-    label = "digit seen or empty frame" if modality == "visual" else "digit heard or no word"
-    print(f"{modality} backbone: held-out per-segment accuracy ({label}) {accuracy:.3f}")
-    return {"folder": str(folder), "test_accuracy": accuracy, **info}
+    if modality == "visual":
+        half = len(correct) // 2
+        accuracy = {"frames_accuracy": float(correct[:half].float().mean()),
+                    "spectrogram_accuracy": float(correct[half:].float().mean())}
+        print(f"Swin-V2: held-out per-segment accuracy: frames (digit seen or empty) {accuracy['frames_accuracy']:.3f}, "
+              f"spectrogram images (digit heard or none) {accuracy['spectrogram_accuracy']:.3f}")
+    else:
+        accuracy = {"audio_accuracy": float(correct.float().mean())}
+        print(f"HTS-AT: held-out per-segment accuracy (digit heard or none) {accuracy['audio_accuracy']:.3f}")
+    return {"folder": str(folder), **accuracy, **info}
 
 
 # ------------------------------------------------------------------------------------------------ fine-tuning
@@ -719,8 +746,9 @@ def main(argv=None) -> int:
     results: dict = {}
     data = results["data"] = stages.run("data", "Building AV-Digits-Events (cached after the first run)",
                                         build_data, args, out)
-    results["pretrain_visual"] = stages.run("pretrain_visual", "Pre-training a small Swin-V2 on the training frames",
-                                            pretrain_backbone, args, out, data, "visual")
+    results["pretrain_visual"] = stages.run(
+        "pretrain_visual", "Pre-training a small Swin-V2 on the training frames and spectrogram images",
+        pretrain_backbone, args, out, data, "visual")
     results["pretrain_audio"] = stages.run("pretrain_audio", "Pre-training a small HTS-AT on the training audio",
                                            pretrain_backbone, args, out, data, "audio")
     backbones = {"visual": results["pretrain_visual"]["folder"], "audio": results["pretrain_audio"]["folder"],

@@ -137,7 +137,7 @@ def test_job_writes_results_timelines_and_cards(straight):
     # the backbones are plain Transformers folders
     from transformers import ClapAudioModel, Swinv2Model
 
-    Swinv2Model.from_pretrained(straight / "backbones" / "swinv2-frames")
+    Swinv2Model.from_pretrained(straight / "backbones" / "swinv2")
     ClapAudioModel.from_pretrained(straight / "backbones" / "htsat-audio")
 
 
@@ -156,7 +156,7 @@ def test_baselines_train_only_their_heads_and_adapters(straight):
     pretrained = load_file(straight / "models" / "lavish" / "model.safetensors")
     key = "lavish.backbone.swinv2.embeddings.patch_embeddings.projection.weight"
     assert not torch.equal(random[key], pretrained[key])
-    backbone = load_file(straight / "backbones" / "swinv2-frames" / "model.safetensors")
+    backbone = load_file(straight / "backbones" / "swinv2" / "model.safetensors")
     assert torch.equal(pretrained[key], backbone["embeddings.patch_embeddings.projection.weight"])
     assert json.loads((straight / "results.json").read_text())["linear-probe"]["trainable"] > 0
 
