@@ -26,7 +26,6 @@ import argparse
 import csv
 import json
 import logging
-import os
 import shutil
 import sys
 import time
@@ -51,9 +50,9 @@ HTSAT = dict(spec_size=32, num_mel_bins=16, patch_size=4, patch_stride=[4, 4], p
 LAVISH = dict(adapter_reduction_factor=4, adapter_num_latent_tokens=2, classifier_hidden_size=64)
 DG_SCT = dict(num_latent_tokens=4, adapter_reduction_factor=4, temporal_audio_dim=32, temporal_visual_dim=64,
               temporal_hidden_size=32, temporal_intermediate_size=64, temporal_num_attention_heads=2)
-# AVVP head: the original MGN widths scaled down; `clip_feature_size` 8 of zeros stands in for the R(2+1)D features
-# (AV-Digits-Events has no motion worth a 3-D CNN; the fusion then sees only the DG-SCT visual features).
-AVVP = dict(parsing_hidden_size=32, clip_feature_size=8, temporal_hidden_size=16, temporal_visual_dim=32,
+# AVVP head: the original MGN widths scaled down, without the precomputed R(2+1)D clip features
+# (`clip_feature_size=None`: AV-Digits-Events has no motion for a 3-D CNN, and none is shipped).
+AVVP = dict(parsing_hidden_size=32, clip_feature_size=None, temporal_hidden_size=16, temporal_visual_dim=32,
             temporal_intermediate_size=64, grouping_num_attention_heads=2, audio_grouping_depth=1,
             visual_grouping_depth=1, audio_visual_grouping_depth=1, grouping_drop_path=0.0)
 # Backbone pre-training (AdamW, one-cycle cosine, batch 64 segments, 12 epochs): the post-norm Swin-V2 trained from
@@ -362,7 +361,8 @@ def pretrain_backbone(args, out: Path, data: dict, modality: str) -> dict:
         half = len(correct) // 2
         accuracy = {"frames_accuracy": float(correct[:half].float().mean()),
                     "spectrogram_accuracy": float(correct[half:].float().mean())}
-        print(f"Swin-V2: held-out per-segment accuracy: frames (digit seen or empty) {accuracy['frames_accuracy']:.3f}, "
+        print("Swin-V2: held-out per-segment accuracy: frames (digit seen or empty) "
+              f"{accuracy['frames_accuracy']:.3f}, "
               f"spectrogram images (digit heard or none) {accuracy['spectrogram_accuracy']:.3f}")
     else:
         accuracy = {"audio_accuracy": float(correct.float().mean())}
@@ -423,7 +423,6 @@ def finetune(args, out: Path, data: dict, name: str, start: Path, trainable=None
     from transformers.trainer_utils import get_last_checkpoint
 
     from hf_av.training import AudioVisualJobArguments
-    from hf_av.training.run import build_trainer
 
     folder = out / "models" / name
     folder.mkdir(parents=True, exist_ok=True)
@@ -543,7 +542,6 @@ def avvp(args, out: Path, data: dict, backbones: dict) -> dict:
     report = freeze_except(model, config.trainable_parameters)
     print(f"DG-SCT AVVP: {report.summary()}")
 
-    zeros = torch.zeros(10, config.clip_feature_size)
     generator = torch.Generator().manual_seed(args.seed)
     steps_per_epoch = max(1, len(train["weak_labels"]) // args.batch_size)
     total = max(1, int(round(args.avvp_epochs * steps_per_epoch)))
@@ -563,7 +561,7 @@ def avvp(args, out: Path, data: dict, backbones: dict) -> dict:
         index = order[position: position + args.batch_size]
         position += args.batch_size
         outputs = model(input_values=train["input_values"][index], pixel_values=train["pixel_values"][index],
-                        clip_features=zeros.expand(len(index), -1, -1), labels=train["weak_labels"][index])
+                        labels=train["weak_labels"][index])
         optimizer.zero_grad()
         outputs.loss.backward()
         optimizer.step()
@@ -573,9 +571,7 @@ def avvp(args, out: Path, data: dict, backbones: dict) -> dict:
     with torch.no_grad():
         for i in range(0, len(test["weak_labels"]), args.batch_size):
             batch = slice(i, i + args.batch_size)
-            size = len(test["weak_labels"][batch])
-            outputs = model(input_values=test["input_values"][batch], pixel_values=test["pixel_values"][batch],
-                            clip_features=zeros.expand(size, -1, -1))
+            outputs = model(input_values=test["input_values"][batch], pixel_values=test["pixel_values"][batch])
             audio_probs.append(outputs.audio_probs)
             visual_probs.append(outputs.visual_probs)
             audio_frames.append(outputs.audio_frame_probs)
@@ -594,7 +590,8 @@ def llp_segment_f1(audio_probs, visual_probs, audio_frame_probs, visual_frame_pr
     """Segment-level F1 of AVVP as the LLP evaluation computes it: a class is predicted in a segment when its clip-level
     probability and its segment probability of that modality are both >= 0.5; audio-visual = audio AND visual. Per
     clip, F1 is taken over (class, segment) cells of every class present in the prediction or the truth (1.0 for a
-    clip with neither), then averaged over clips. `*_labels` are `[clips, segments]` class ids, >= num_classes = none."""
+    clip with neither), then averaged over clips. `*_labels` are `[clips, segments]` class ids, >= num_classes: none.
+    """
 
     def one_hot(labels):
         hot = torch.zeros(*labels.shape, num_classes + 1)
@@ -681,7 +678,8 @@ def results_table(results: dict) -> tuple[str, dict]:
     if results.get("avvp"):
         scores = results["avvp"]
         lines.append("")
-        lines.append("| DG-SCT AVVP, weak labels only | segment F1 audio | segment F1 visual | segment F1 audio-visual |")
+        lines.append("| DG-SCT AVVP, weak labels only | segment F1 audio | segment F1 visual | "
+                     "segment F1 audio-visual |")
         lines.append("|---|---|---|---|")
         lines.append(f"| DG-SCT modules + MGN head on the pre-trained towers | {scores['segment_f1_audio']:.3f} | "
                      f"{scores['segment_f1_visual']:.3f} | {scores['segment_f1_audio-visual']:.3f} |")
@@ -772,15 +770,17 @@ def main(argv=None) -> int:
     results["lavish-linear"] = stages.run(
         "lavish-linear", "Baseline (a) for LAVisH: the frozen Swin-V2 without adapters, per-segment linear head",
         event_run("lavish", "lavish-linear", trainable=["classifier.*"]))
-    results["lavish-random"] = stages.run("lavish-random", "Baseline (b) for LAVisH: adapters on a random frozen Swin-V2",
-                                          event_run("lavish", "lavish-random", random=True))
+    results["lavish-random"] = stages.run(
+        "lavish-random", "Baseline (b) for LAVisH: adapters on a random frozen Swin-V2",
+        event_run("lavish", "lavish-random", random=True))
     results["dg-sct"] = stages.run("dg-sct", "DG-SCT: DG-SCT modules + head on the frozen Swin-V2 and HTS-AT",
                                    event_run("dg-sct", "dg-sct"))
     results["linear-probe"] = stages.run(
         "linear-probe", "Baseline (a) for DG-SCT: frozen Swin-V2 + HTS-AT pooled features, per-segment linear head",
         linear_probe, args, out, data, backbones)
-    results["dg-sct-random"] = stages.run("dg-sct-random", "Baseline (b) for DG-SCT: its modules on random frozen towers",
-                                          event_run("dg-sct", "dg-sct-random", random=True))
+    results["dg-sct-random"] = stages.run(
+        "dg-sct-random", "Baseline (b) for DG-SCT: its modules on random frozen towers",
+        event_run("dg-sct", "dg-sct-random", random=True))
     if args.avvp:
         results["avvp"] = stages.run("avvp", "DG-SCT AVVP from the weak clip labels only", avvp, args, out, data,
                                      backbones)
