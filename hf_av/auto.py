@@ -24,4 +24,21 @@ class AutoModelForAudioVisualEventLocalization(_BaseAutoModelClass):
     _model_mapping = _LazyAutoMapping(CONFIG_MAPPING_NAMES, OrderedDict())
 
 
-__all__ = ["AutoModelForAudioVisualClassification", "AutoModelForAudioVisualEventLocalization"]
+class AutoModelForAudioVisualQuestionAnswering(_BaseAutoModelClass):
+    """Audio-visual question answering heads: a clip and a question -> answer logits (DG-SCT on MUSIC-AVQA)."""
+
+    _model_mapping = _LazyAutoMapping(CONFIG_MAPPING_NAMES, OrderedDict())
+
+
+class AutoModelForAudioVisualSegmentation(_BaseAutoModelClass):
+    """Audio-visual segmentation heads: a sounding-object mask per frame (DG-SCT on AVSBench)."""
+
+    _model_mapping = _LazyAutoMapping(CONFIG_MAPPING_NAMES, OrderedDict())
+
+
+__all__ = [
+    "AutoModelForAudioVisualClassification",
+    "AutoModelForAudioVisualEventLocalization",
+    "AutoModelForAudioVisualQuestionAnswering",
+    "AutoModelForAudioVisualSegmentation",
+]

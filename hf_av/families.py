@@ -21,7 +21,12 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 # Auto classes hf_av defines itself (`hf_av.auto`); every other Auto class name is looked up in `transformers`.
-HF_AV_AUTO_CLASSES = ("AutoModelForAudioVisualClassification", "AutoModelForAudioVisualEventLocalization")
+HF_AV_AUTO_CLASSES = (
+    "AutoModelForAudioVisualClassification",
+    "AutoModelForAudioVisualEventLocalization",
+    "AutoModelForAudioVisualQuestionAnswering",
+    "AutoModelForAudioVisualSegmentation",
+)
 
 
 def resolve(path: str, what: str = "object"):
@@ -411,7 +416,9 @@ DG_SCT = ModelFamily(
 
 
 
-def _dg_sct_task_row(suffix: str, head: str, processor: str, task: str | None = None) -> ModelFamily:
+def _dg_sct_task_row(
+    suffix: str, head: str, processor: str, task: str | None = None, pipeline_auto_class: str | None = None
+) -> ModelFamily:
     """A DG-SCT downstream-task variant: same encoders, card and converter script as DG-SCT, its own config
     (`model_type` "dg-sct-<suffix>") and head, so folders of every task load with the Auto classes."""
     config_class = {"avvp": "DgSctVideoParsingConfig", "avqa": "DgSctQuestionAnsweringConfig",
@@ -421,7 +428,9 @@ def _dg_sct_task_row(suffix: str, head: str, processor: str, task: str | None = 
         model_type=f"dg-sct-{suffix}",
         name=f"DG-SCT ({suffix.upper()})",
         config=f"modeling.dg_sct.{config_class}",
-        models={"AutoModel": f"modeling.dg_sct.{head}"},
+        # the head also under the Auto class its pipeline loads with (hf_av.pipelines)
+        models={"AutoModel": f"modeling.dg_sct.{head}",
+                **({pipeline_auto_class: f"modeling.dg_sct.{head}"} if pipeline_auto_class else {})},
         processor=processor,
         converter=None,  # the DG-SCT row's converter takes --original-model avvp|avqa|avs
         tasks={task: head} if task else {},
@@ -429,12 +438,17 @@ def _dg_sct_task_row(suffix: str, head: str, processor: str, task: str | None = 
     )
 
 
-DG_SCT_AVVP = _dg_sct_task_row("avvp", "DgSctForAudioVisualVideoParsing", "hf_av.processing.dg_sct.DgSctProcessor")
+DG_SCT_AVVP = _dg_sct_task_row(
+    "avvp", "DgSctForAudioVisualVideoParsing", "hf_av.processing.dg_sct_tasks.DgSctVideoParsingProcessor",
+    task="video-parsing", pipeline_auto_class="AutoModelForAudioVisualEventLocalization",
+)
 DG_SCT_AVQA = _dg_sct_task_row(
-    "avqa", "DgSctForAudioVisualQuestionAnswering", "hf_av.processing.dg_sct_tasks.DgSctQuestionAnsweringProcessor"
+    "avqa", "DgSctForAudioVisualQuestionAnswering", "hf_av.processing.dg_sct_tasks.DgSctQuestionAnsweringProcessor",
+    task="question-answering", pipeline_auto_class="AutoModelForAudioVisualQuestionAnswering",
 )
 DG_SCT_AVS = _dg_sct_task_row(
-    "avs", "DgSctForAudioVisualSegmentation", "hf_av.processing.dg_sct_tasks.DgSctSegmentationProcessor"
+    "avs", "DgSctForAudioVisualSegmentation", "hf_av.processing.dg_sct_tasks.DgSctSegmentationProcessor",
+    task="segmentation", pipeline_auto_class="AutoModelForAudioVisualSegmentation",
 )
 
 FAMILIES: Mapping[str, ModelFamily] = MappingProxyType(

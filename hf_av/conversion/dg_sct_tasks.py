@@ -357,79 +357,18 @@ def load_original_dg_sct_task(task: str, checkpoint, original_config: Mapping[st
 # ------------------------------------------------------------------------------------------------------------------
 # Output folder: weights, config, processor, model card
 # ------------------------------------------------------------------------------------------------------------------
-_SOURCE = "https://github.com/haoyi-duan/DG-SCT"
-# The paper's numbers (Duan et al., NeurIPS 2023; also the repository README), for the model cards.
-_CARDS = {
-    "avvp": dict(
-        name="DG-SCT (AVVP audio-visual video parsing, LLP)",
-        what="weakly supervised audio-visual video parsing on LLP (25 events; audio, visual and audio-visual events "
-        "per 1-second segment) with the MGN grouping head",
-        pipeline_tag="video-classification",
-        dataset=("LLP", "llp"),
-        results=[("segment-level audio-visual F-score", 52.8), ("segment-level type@AV F-score", 57.1),
-                 ("segment-level event@AV F-score", 57.0), ("event-level audio-visual F-score", 46.1)],
-        task_type="audio-visual-video-parsing",
-        inputs="`input_values`, `pixel_values` (DgSctProcessor) and `clip_features` (R(2+1)D-18 features, 512-d per "
-        "segment, as the original's precomputed `visual_st`)",
-    ),
-    "avqa": dict(
-        name="DG-SCT (MUSIC-AVQA audio-visual question answering)",
-        what="audio-visual question answering on MUSIC-AVQA (42 answers) with the AVST question encoder, "
-        "audio-guided grounding and question-guided temporal attention",
-        pipeline_tag="visual-question-answering",
-        dataset=("MUSIC-AVQA", "music-avqa"),
-        results=[("audio question accuracy", 77.4), ("visual question accuracy", 81.9),
-                 ("audio-visual question accuracy", 70.7), ("average accuracy", 74.8)],
-        task_type="audio-visual-question-answering",
-        inputs="`input_values`, `pixel_values` and question `input_ids` (DgSctQuestionAnsweringProcessor)",
-    ),
-    "avs": dict(
-        name="DG-SCT (AVSBench S4 audio-visual segmentation)",
-        what="single-source audio-visual segmentation on AVSBench S4 (a sounding-object mask per frame) with the "
-        "AVSBench TPAVI decoder",
-        pipeline_tag="image-segmentation",
-        dataset=("AVSBench-S4", "avsbench"),
-        results=[("mIoU (M_J)", 80.9), ("F-score (M_F)", 89.2)],
-        task_type="audio-visual-segmentation",
-        inputs="`input_values` (5 segments, each 1-s tiled 5x) and `pixel_values` (DgSctSegmentationProcessor); "
-        "masks at image size with `DgSctSegmentationImageProcessor.post_process_masks`",
-    ),
-}
-
-
 def _task_model_card(task: str, config, source_file: str, report):
-    from ..hub.model_card import ModelCardContent, ReportedResult
+    """The task's card (`hf_av.hub.dg_sct_task_cards`: the paper's numbers, usage, limits) with this conversion's
+    key report."""
+    from ..hub.dg_sct_task_cards import ConversionSummary, dg_sct_task_model_card
 
-    card = _CARDS[task]
-    dropped = "\n".join(f"- {reason}: {len(keys)} key(s)" for reason, keys in report.dropped_by_reason().items())
-    dataset_name, dataset_type = card["dataset"]
-    return ModelCardContent(
-        model_name=card["name"],
-        summary=(
-            "DG-SCT (Duan et al., NeurIPS 2023): dual-guided spatial-channel-temporal prompts between a frozen "
-            f"Swin-V2 (visual) and a frozen HTS-AT (audio), here for {card['what']}. Converted with hf_av from "
-            f"`{Path(source_file).name}`."
-        ),
-        license="unknown",
-        pipeline_tag=card["pipeline_tag"],
-        tags=["audio-visual", "dg-sct", task],
-        datasets=[dataset_name],
-        results=[
-            ReportedResult(card["task_type"], dataset_name, dataset_type, "accuracy" if "accuracy" in name else "f1",
-                           value, name, "test", _SOURCE)
-            for name, value in card["results"]
-        ],
-        sections={
-            "Inputs": card["inputs"] + ".",
-            "Conversion": (
-                f"{report.num_source_keys} original keys -> {report.num_target_keys} keys; dropped on purpose:\n{dropped}"
-            ),
-            "Trainable parameters": (
-                "`config.trainable_parameters` lists what trains, as the original: "
-                + ", ".join(f"`{p}`" for p in config.trainable_parameters)
-            ),
-        },
+    conversion = ConversionSummary(
+        source_file=str(source_file),
+        num_source_keys=report.num_source_keys,
+        num_target_keys=report.num_target_keys,
+        dropped={reason: len(keys) for reason, keys in report.dropped_by_reason().items()},
     )
+    return dg_sct_task_model_card(task, config, conversion)
 
 
 def _save_task_processor(task: str, config, output_dir: Path, question_vocabulary=None) -> None:
@@ -439,6 +378,7 @@ def _save_task_processor(task: str, config, output_dir: Path, question_vocabular
         DgSctQuestionTokenizer,
         DgSctSegmentationImageProcessor,
         DgSctSegmentationProcessor,
+        DgSctVideoParsingProcessor,
     )
 
     audio = config.audio_config
@@ -456,6 +396,9 @@ def _save_task_processor(task: str, config, output_dir: Path, question_vocabular
     if task == "avqa" and question_vocabulary is not None:
         tokenizer = DgSctQuestionTokenizer(words=question_vocabulary)
         DgSctQuestionAnsweringProcessor(extractor, images, tokenizer).save_pretrained(output_dir)
+        return
+    if task == "avvp":
+        DgSctVideoParsingProcessor(feature_extractor=extractor, image_processor=images).save_pretrained(output_dir)
         return
     DgSctProcessor(feature_extractor=extractor, image_processor=images).save_pretrained(output_dir)
 

@@ -14,6 +14,10 @@ deterministically (streams are deterministic given ``seed`` and epoch).
 
 AV-Digits (``hf_av.data.av_digits.build_av_digits``) generates the embedded real benchmark, and
 AV-Digits-Events (``hf_av.data.av_digits_events.build_av_digits_events``) its event-localisation variant.
+
+DG-SCT's other tasks read the original datasets' layouts (``hf_av.data.dg_sct_tasks``): ``read_llp_annotations``
+(AVVP), ``read_music_avqa_annotations`` (MUSIC-AVQA), ``read_avsbench_s4_annotations`` (AVSBench S4), their decoders
+and ``DgSctTaskCollator``.
 """
 
 from .augment import AudioVisualAugmentation
@@ -32,7 +36,19 @@ from .stream import (
     stream_label_names,
 )
 
+_DG_SCT_TASK_NAMES = (
+    "AnnotationError",
+    "DgSctQuestionAnsweringDecoder",
+    "DgSctSegmentationDecoder",
+    "DgSctTaskCollator",
+    "DgSctVideoParsingDecoder",
+    "read_avsbench_s4_annotations",
+    "read_llp_annotations",
+    "read_music_avqa_annotations",
+)
+
 __all__ = [
+    *_DG_SCT_TASK_NAMES,
     "AudioVisualAugmentation",
     "AudioVisualCollator",
     "DecodeErrorPolicy",
@@ -64,4 +80,8 @@ def __getattr__(name):  # AV-Digits on first use, so `python -m hf_av.data.av_di
         from . import av_digits_events
 
         return av_digits_events.build_av_digits_events
+    if name in _DG_SCT_TASK_NAMES:
+        from . import dg_sct_tasks
+
+        return getattr(dg_sct_tasks, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

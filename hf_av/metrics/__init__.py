@@ -15,7 +15,16 @@ import os
 from pathlib import Path
 from typing import List
 
-from .functional import accuracy, average_precision, ave_segment_accuracy, mean_average_precision, retrieval_recall
+from .functional import (
+    accuracy,
+    average_precision,
+    ave_segment_accuracy,
+    avvp_segment_f1,
+    mask_f_score,
+    mask_miou,
+    mean_average_precision,
+    retrieval_recall,
+)
 
 _HERE = Path(__file__).resolve().parent
 _ALIASES = {"map": "mean_average_precision", "mAP": "mean_average_precision", "recall": "retrieval_recall"}
@@ -29,6 +38,9 @@ __all__ = [
     "mean_average_precision",
     "retrieval_recall",
     "ave_segment_accuracy",
+    "avvp_segment_f1",
+    "mask_f_score",
+    "mask_miou",
 ]
 
 

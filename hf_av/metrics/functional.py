@@ -15,6 +15,10 @@ Conventions
   or class-level (an item with the same label must be in the top K).
 * ``ave_segment_accuracy``: per-second accuracy over all segments of all videos (AVE protocol; the
   background class counts as a class like any other).
+* ``avvp_segment_f1``: LLP segment-level F-scores of audio-visual video parsing (audio, visual, audio-visual,
+  their average, and the event F-score), per video then averaged over videos.
+* ``mask_miou`` / ``mask_f_score``: AVSBench's mean IoU and max-over-thresholds F-score (beta^2 = 0.3) of mask
+  logits against binary masks.
 """
 
 from __future__ import annotations
@@ -29,6 +33,9 @@ __all__ = [
     "mean_average_precision",
     "retrieval_recall",
     "ave_segment_accuracy",
+    "avvp_segment_f1",
+    "mask_f_score",
+    "mask_miou",
 ]
 
 
@@ -207,3 +214,114 @@ def ave_segment_accuracy(predictions, references, ignore_index: Optional[int] = 
     if not keep.any():
         raise ValueError("no segment to score")
     return float((preds[keep] == refs[keep]).mean())
+
+
+# ------------------------------------------------------------------------------------------------ DG-SCT tasks
+def _f_scores_per_class(predicted: np.ndarray, reference: np.ndarray) -> list:
+    """LLP's per-class F1 over the segments of one video (`[C, T]` binary arrays): 2 TP / (2 TP + FN + FP) for every
+    class that is predicted or present in at least one segment; classes absent from both are left out."""
+    true_positive = (predicted * reference).sum(1)
+    false_negative = ((1 - predicted) * reference).sum(1)
+    false_positive = (predicted * (1 - reference)).sum(1)
+    return [
+        2 * tp / (2 * tp + fn + fp)
+        for tp, fn, fp in zip(true_positive, false_negative, false_positive)
+        if tp + fp != 0 or tp + fn != 0
+    ]
+
+
+def avvp_segment_f1(audio_predictions, visual_predictions, audio_references, visual_references) -> Dict[str, float]:
+    """Segment-level F-scores of audio-visual video parsing (the LLP protocol of Tian et al. 2020, as DG-SCT's
+    `AVVP/main.py` evaluates).
+
+    Inputs are binary `[N, T, C]` arrays (videos, 1-s segments, classes): the predicted and annotated audio and
+    visual events of every segment. Per video, with `[C, T]` matrices:
+
+    * audio F1 and visual F1 = the mean over classes (those predicted or annotated in any segment) of
+      2 TP / (2 TP + FN + FP) counted over the segments; 1.0 when no class is predicted or annotated;
+    * audio-visual F1: the same on `audio AND visual` of the predictions against `audio AND visual` of the
+      references;
+    * event F1: per class, the audio and visual counts summed, then as above.
+
+    Every score is the mean over videos. Returns `audio`, `visual`, `audio_visual`, `type_average` (mean of the
+    three) and `event_average` (the event F1), all in [0, 1].
+    """
+    arrays = [_to_numpy(x, np.float64) for x in (audio_predictions, visual_predictions, audio_references,
+                                                   visual_references)]
+    shape = arrays[0].shape
+    if len(shape) != 3 or any(a.shape != shape for a in arrays):
+        raise ValueError(
+            "avvp_segment_f1 expects four binary [videos, segments, classes] arrays of one shape, got "
+            f"{[a.shape for a in arrays]}"
+        )
+    if any(((a != 0) & (a != 1)).any() for a in arrays):
+        raise ValueError("avvp_segment_f1 expects binary (0/1) predictions and references")
+    scores = {"audio": [], "visual": [], "audio_visual": [], "event": []}
+
+    def mean_or_one(values):
+        return float(np.mean(values)) if values else 1.0  # no event predicted nor annotated: all true negatives
+
+    for pred_a, pred_v, ref_a, ref_v in zip(*(np.swapaxes(a, 1, 2) for a in arrays)):
+        scores["audio"].append(mean_or_one(_f_scores_per_class(pred_a, ref_a)))
+        scores["visual"].append(mean_or_one(_f_scores_per_class(pred_v, ref_v)))
+        scores["audio_visual"].append(mean_or_one(_f_scores_per_class(pred_a * pred_v, ref_a * ref_v)))
+        # event: TP, FN and FP of the two modalities summed per class
+        stacked_pred, stacked_ref = np.concatenate([pred_a, pred_v], 1), np.concatenate([ref_a, ref_v], 1)
+        scores["event"].append(mean_or_one(_f_scores_per_class(stacked_pred, stacked_ref)))
+    if not scores["audio"]:
+        raise ValueError("avvp_segment_f1 needs at least one video")
+    audio, visual, audio_visual = (float(np.mean(scores[k])) for k in ("audio", "visual", "audio_visual"))
+    return {
+        "audio": audio,
+        "visual": visual,
+        "audio_visual": audio_visual,
+        "type_average": (audio + visual + audio_visual) / 3,
+        "event_average": float(np.mean(scores["event"])),
+    }
+
+
+def _mask_arrays(predictions, references, name: str):
+    predictions, references = _to_numpy(predictions, np.float64), _to_numpy(references, np.float64)
+    if predictions.shape != references.shape or predictions.ndim < 2:
+        raise ValueError(
+            f"{name} expects mask logits and binary masks of one shape [..., height, width], got "
+            f"{predictions.shape} and {references.shape}"
+        )
+    size = predictions.shape[-2:]
+    return predictions.reshape(-1, *size), references.reshape(-1, *size)
+
+
+def mask_miou(logits, references, threshold: float = 0.5, eps: float = 1e-7) -> float:
+    """AVSBench's mean IoU (`utility.mask_iou`): per frame, IoU of `sigmoid(logits) > threshold` with the binary
+    mask; a frame whose mask is empty scores the share of pixels also predicted empty. Mean over frames (every
+    leading axis of the inputs is a frame axis)."""
+    logits, references = _mask_arrays(logits, references, "mask_miou")
+    predicted = (1.0 / (1.0 + np.exp(-logits)) > threshold).astype(np.float64)
+    intersection = (predicted * references).sum((1, 2))
+    union = np.maximum(predicted, references).sum((1, 2))
+    empty = references.sum((1, 2)) == 0
+    intersection[empty] = ((1 - predicted) * (1 - references)).sum((1, 2))[empty]
+    union[empty] = references.shape[1] * references.shape[2]
+    return float(np.mean(intersection / (union + eps)))
+
+
+def mask_f_score(logits, references, num_thresholds: int = 255, beta2: float = 0.3) -> float:
+    """AVSBench's F-score (`utility.Eval_Fmeasure`): for `num_thresholds` thresholds in [0, 1) on `sigmoid(logits)`,
+    the F-beta (beta^2 = 0.3) of every frame with a non-empty mask (precision and recall over its pixels), averaged
+    over those frames; the maximum over thresholds. 0.0 when no frame has an object."""
+    logits, references = _mask_arrays(logits, references, "mask_f_score")
+    probabilities = 1.0 / (1.0 + np.exp(-logits))
+    thresholds = np.linspace(0, 1 - 1e-10, num_thresholds)
+    total, frames = np.zeros(num_thresholds), 0
+    for probability, reference in zip(probabilities, references):
+        if reference.mean() == 0.0:  # frames without a sounding object are left out, as the original
+            continue
+        predicted = probability[None] >= thresholds[:, None, None]
+        true_positive = (predicted * reference).sum((1, 2))
+        precision = true_positive / (predicted.sum((1, 2)) + 1e-20)
+        recall = true_positive / (reference.sum() + 1e-20)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            f_score = (1 + beta2) * precision * recall / (beta2 * precision + recall)
+        total += np.nan_to_num(f_score, nan=0.0)
+        frames += 1
+    return float((total / frames).max()) if frames else 0.0

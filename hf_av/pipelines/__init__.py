@@ -4,7 +4,9 @@
 |---|---|---|
 | `audio-visual-classification` | `AudioVisualClassificationPipeline` | the head the folder's config names (VATT's video or audio classifier), else `AutoModelForAudioVisualClassification` |
 | `audio-visual-retrieval` | `AudioVisualRetrievalPipeline` | `AutoModel` (joint-space embeddings) |
-| `audio-visual-event-localization` | `AudioVisualEventLocalizationPipeline` | `AutoModelForAudioVisualEventLocalization` |
+| `audio-visual-event-localization` | `AudioVisualEventLocalizationPipeline` | `AutoModelForAudioVisualEventLocalization` (AVE heads; DG-SCT AVVP video parsing: per-modality timelines) |
+| `audio-visual-question-answering` | `AudioVisualQuestionAnsweringPipeline` | `AutoModelForAudioVisualQuestionAnswering` |
+| `audio-visual-segmentation` | `AudioVisualSegmentationPipeline` | `AutoModelForAudioVisualSegmentation` |
 | `audio-visual-feature-extraction` | `AudioVisualFeatureExtractionPipeline` | `AutoModel` |
 """
 
@@ -12,11 +14,14 @@ from .audio_visual_classification import AudioVisualClassificationPipeline, Clip
 from .audio_visual_event_localization import (
     AudioVisualEventLocalizationPipeline,
     format_event_timeline,
+    parse_video_events,
     segment_labels_from_logits,
     segments_to_events,
 )
 from .audio_visual_feature_extraction import AudioVisualFeatureExtractionPipeline
+from .audio_visual_question_answering import AudioVisualQuestionAnsweringPipeline
 from .audio_visual_retrieval import AudioVisualRetrievalPipeline
+from .audio_visual_segmentation import AudioVisualSegmentationPipeline
 from .base import MODALITIES
 from .embeddings import encode_modalities
 
@@ -25,6 +30,10 @@ PIPELINE_TASKS = {
     "audio-visual-retrieval": (AudioVisualRetrievalPipeline, "AutoModel"),
     "audio-visual-event-localization": (AudioVisualEventLocalizationPipeline, "AutoModelForAudioVisualEventLocalization"),
     "audio-visual-feature-extraction": (AudioVisualFeatureExtractionPipeline, "AutoModel"),
+    "audio-visual-question-answering": (
+        AudioVisualQuestionAnsweringPipeline, "AutoModelForAudioVisualQuestionAnswering"
+    ),
+    "audio-visual-segmentation": (AudioVisualSegmentationPipeline, "AutoModelForAudioVisualSegmentation"),
 }
 
 
@@ -33,13 +42,20 @@ def register_pipelines() -> None:
     from transformers import AutoModel
     from transformers.pipelines import PIPELINE_REGISTRY
 
-    from ..auto import AutoModelForAudioVisualClassification, AutoModelForAudioVisualEventLocalization
+    from ..auto import (
+        AutoModelForAudioVisualClassification,
+        AutoModelForAudioVisualEventLocalization,
+        AutoModelForAudioVisualQuestionAnswering,
+        AutoModelForAudioVisualSegmentation,
+    )
 
     auto_classes = {
         "AutoModel": AutoModel,
         "ClipClassifierLoader": ClipClassifierLoader,
         "AutoModelForAudioVisualClassification": AutoModelForAudioVisualClassification,
         "AutoModelForAudioVisualEventLocalization": AutoModelForAudioVisualEventLocalization,
+        "AutoModelForAudioVisualQuestionAnswering": AutoModelForAudioVisualQuestionAnswering,
+        "AutoModelForAudioVisualSegmentation": AutoModelForAudioVisualSegmentation,
     }
     for task, (pipeline_class, auto_name) in PIPELINE_TASKS.items():
         existing = PIPELINE_REGISTRY.supported_tasks.get(task)
@@ -56,10 +72,13 @@ __all__ = [
     "AudioVisualClassificationPipeline",
     "AudioVisualEventLocalizationPipeline",
     "AudioVisualFeatureExtractionPipeline",
+    "AudioVisualQuestionAnsweringPipeline",
     "AudioVisualRetrievalPipeline",
+    "AudioVisualSegmentationPipeline",
     "ClipClassifierLoader",
     "encode_modalities",
     "format_event_timeline",
+    "parse_video_events",
     "register_pipelines",
     "segment_labels_from_logits",
     "segments_to_events",

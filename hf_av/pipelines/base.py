@@ -118,13 +118,15 @@ class AudioVisualInputMixin:
             raise ValueError(message if label in message else f"{label}: {message}") from error
 
     def prepare_clip(
-        self, inputs, modality: str | None = None, frames=None, with_duration: bool = False
+        self, inputs, modality: str | None = None, frames=None, with_duration: bool = False,
+        processor_options: dict[str, Any] | None = None,
     ) -> PreparedClip:
         """One clip -> :class:`PreparedClip`. Raises `ValueError` (a :class:`~hf_av.errors.HfAvError` for media
-        problems) with a message naming the input."""
+        problems) with a message naming the input. `processor_options`: further arguments of every processor call
+        made for the clip (e.g. DG-SCT AVVP's `clip_features`, AVQA's question `text`, AVS's `return_image_sizes`)."""
         processor = self._family_processor()
         modalities = self._processor_modalities(modality)
-        options = resolve_frames_option(processor, frames)
+        options = {**resolve_frames_option(processor, frames), **(processor_options or {})}
         label = "<dict input>" if isinstance(inputs, dict) else describe_source(inputs)
         duration = None
 
@@ -149,14 +151,16 @@ class AudioVisualInputMixin:
             clip = PreparedClip()
             if want_audio and audio is not None:
                 if _is_media_source(audio):
-                    clip.update(self._process(describe_source(audio), videos=audio, modalities="audio"))
+                    clip.update(self._process(describe_source(audio), videos=audio, modalities="audio",
+                                              **(processor_options or {})))
                     duration = _media_duration(audio) if with_duration else None
                 else:
                     sampling_rate = inputs.get("sampling_rate")
                     if sampling_rate is None:
                         raise ValueError(f"{label}: audio arrays need a 'sampling_rate'")
                     clip.update(self._process(label, audio=[np.asarray(audio, dtype=np.float32)],
-                                              sampling_rate=sampling_rate, modalities="audio"))
+                                              sampling_rate=sampling_rate, modalities="audio",
+                                              **(processor_options or {})))
                     duration = np.asarray(audio).shape[-1] / float(sampling_rate)
             if want_visual and frames_value is not None:
                 if _is_media_source(frames_value):
@@ -172,7 +176,7 @@ class AudioVisualInputMixin:
                         )
                     # [H, W, 3] is one image; [T, H, W, 3] one clip of T frames
                     images = frame_array if frame_array.ndim == 3 else [frame_array]
-                    clip.update(self._process(label, images=images, modalities="visual"))
+                    clip.update(self._process(label, images=images, modalities="visual", **(processor_options or {})))
             if not clip:
                 raise MediaDecodingError(f"{label}: neither audio nor video frames given")
         else:

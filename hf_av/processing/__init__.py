@@ -8,6 +8,7 @@ from .dg_sct_tasks import (
     DgSctQuestionTokenizer,
     DgSctSegmentationImageProcessor,
     DgSctSegmentationProcessor,
+    DgSctVideoParsingProcessor,
 )
 from .lavish import LavishFeatureExtractor, LavishImageProcessor, LavishProcessor
 from .vatt import VattFeatureExtractor, VattProcessor, VattTokenizer, VattVideoProcessor
@@ -24,6 +25,7 @@ __all__ = [
     "DgSctQuestionTokenizer",
     "DgSctSegmentationImageProcessor",
     "DgSctSegmentationProcessor",
+    "DgSctVideoParsingProcessor",
     "FrameImageProcessor",
     "LavishFeatureExtractor",
     "LavishImageProcessor",

@@ -26,7 +26,8 @@ class DgSctFeatureExtractor(WaveformFeatureExtractor):
       * default: the HTS-AT log-mel of every tiled segment, ``[B, num_segments, frames, num_mel_bins]``
         (1001 x 64 with the release settings): torchlibrosa ``Spectrogram`` + ``LogmelFilterBank``
         (periodic Hann, centre/reflect padding, power, Slaney mel, ``10 log10(max(x, 1e-10))``), i.e. the
-        input of HTS-AT's ``bn0``. The model does the rest (bn0, interpolation to the Swin grid).
+        input of HTS-AT's ``bn0``, computed with torchlibrosa's float32 DFT convolution so that it rounds as the
+        original did. The model does the rest (bn0, interpolation to the Swin grid).
       * ``return_waveform=True``: the tiled waveform ``[B, num_segments, tile_repeats * segment_samples]``,
         what the original dataloader returned.
 
@@ -117,7 +118,7 @@ class DgSctFeatureExtractor(WaveformFeatureExtractor):
         segments = torch.stack([self.segments(w.mean(0) if w.shape[0] > 1 else w[0]) for w in waveforms])
         if return_waveform:
             return {"input_values": segments.repeat(1, 1, self.tile_repeats)}
-        # The spectrogram of the tiled segments, computed from two tiles (same numbers, see log_mel_spectrogram).
+        # The spectrogram of the tiled segments, each distinct frame computed once (see log_mel_spectrogram).
         log_mel = log_mel_spectrogram(
             segments,
             tile_repeats=self.tile_repeats,

@@ -6,7 +6,10 @@
   `DgSctQuestionTokenizer` reproduces that; `DgSctQuestionAnsweringProcessor` adds it to the DG-SCT processor.
 * AVS (`AVS/avs_scripts/avs_s4/dataloader.py`): 5 segments, each 1-s segment tiled 5x (`wave.view(5, 32000)` then
   the repeat loop), 224 x 224 frames (the model resizes them to 192); `DgSctSegmentationProcessor`, and
-  `DgSctSegmentationImageProcessor.post_process_masks` for masks at the image size.
+  `DgSctSegmentationImageProcessor.post_process_masks` for masks at the image size (`return_image_sizes=True`
+  gives each clip's frame size).
+* AVVP (`AVVP/dataloader.py`): the DG-SCT audio and frames plus the precomputed R(2+1)D-18 clip features the LLP
+  release ships (`feats/r2plus1d_18/<video>.npy`, `[10, 512]`): `DgSctVideoParsingProcessor(clip_features=...)`.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import json
 import os
 from collections.abc import Iterable, Sequence
 
+import numpy as np
 import torch
 from torch.nn import functional as F
 from transformers import PreTrainedTokenizer
@@ -24,11 +28,14 @@ from .dg_sct import DgSctFeatureExtractor, DgSctImageProcessor, DgSctProcessor
 
 __all__ = [
     "DgSctQuestionAnsweringProcessor",
+    "DgSctVideoParsingProcessor",
+    "answer_label_ids",
     "DgSctQuestionTokenizer",
     "DgSctSegmentationImageProcessor",
     "DgSctSegmentationProcessor",
     "build_question_vocabularies",
     "fill_question_template",
+    "load_clip_features",
 ]
 
 VOCAB_FILE = "question_vocab.json"
@@ -67,6 +74,21 @@ def build_question_vocabularies(samples: Iterable[dict]) -> tuple[list[str], lis
         if sample["anser"] not in answers:
             answers.append(sample["anser"])
     return words, answers
+
+
+def answer_label_ids(answers: str | Sequence[str], label2id: dict[str, int]) -> list[int]:
+    """MUSIC-AVQA answers (the json's `anser`) -> label ids of the answer vocabulary (`config.label2id`); an answer
+    outside it is refused, naming it and the vocabulary (the original's `ans_vocab.index` has no fallback)."""
+    answers = [answers] if isinstance(answers, str) else list(answers)
+    unknown = [answer for answer in answers if answer not in label2id]
+    if unknown:
+        known = sorted(label2id, key=label2id.get)
+        shown = ", ".join(map(repr, known[:12])) + (", ..." if len(known) > 12 else "")
+        raise ValueError(
+            f"answer(s) {unknown} are not in the answer vocabulary ({len(known)} answers: {shown}); the model can "
+            "only be trained towards answers of config.label2id."
+        )
+    return [int(label2id[answer]) for answer in answers]
 
 
 class DgSctQuestionTokenizer(PreTrainedTokenizer):
@@ -163,6 +185,89 @@ class DgSctQuestionAnsweringProcessor(DgSctProcessor):
         return features
 
 
+def load_clip_features(value, num_segments: int, name: str = "clip_features") -> torch.Tensor:
+    """One clip's precomputed 3-D CNN features -> `[num_segments, width]` float32: an array / tensor, or the path of
+    the LLP layout's `.npy` file (`feats/r2plus1d_18/<video>.npy`)."""
+    source = None
+    if isinstance(value, (str, os.PathLike)):
+        source = os.fspath(value)
+        if not os.path.isfile(source):
+            raise FileNotFoundError(f"{name}: {source}: no such file (expected a .npy of shape [{num_segments}, 512])")
+        try:
+            value = np.load(source, allow_pickle=False)
+        except ValueError as error:
+            raise ValueError(f"{name}: {source} is not a readable .npy array ({error})") from error
+    features = torch.as_tensor(np.asarray(value, dtype=np.float32))
+    where = f"{name} ({source})" if source else name
+    if features.ndim != 2 or features.shape[0] != num_segments or features.shape[1] < 1:
+        raise ValueError(
+            f"{where}: expected one feature vector per segment, shape [{num_segments}, width] (the LLP R(2+1)D-18 "
+            f"features are [10, 512]), got {tuple(features.shape)}."
+        )
+    if not torch.isfinite(features).all():
+        raise ValueError(f"{where}: the features contain NaN or infinite values.")
+    return features
+
+
+class DgSctVideoParsingProcessor(DgSctProcessor):
+    r"""DG-SCT (AVVP) processor: the DG-SCT audio and frames (`DgSctProcessor`) plus `clip_features` when given:
+    the precomputed R(2+1)D-18 features of each clip's segments (the original `visual_st`), as arrays
+    `[num_segments, width]` (or a batch `[B, num_segments, width]`) or paths of the LLP `.npy` files, one per clip.
+    A model built with `clip_feature_size=None` needs none; the original MGN_Net (512) cannot run without them."""
+
+    call_options = (*DgSctProcessor.call_options, "clip_features")
+
+    def prepare_clip_features(self, clip_features, num_clips: int | None = None) -> torch.Tensor:
+        """`clip_features` of a call -> `[B, num_segments, width]`."""
+        if isinstance(clip_features, (str, os.PathLike)):
+            items = [clip_features]
+        elif isinstance(clip_features, (np.ndarray, torch.Tensor)):
+            array = clip_features
+            items = [array] if array.ndim == 2 else list(array) if array.ndim == 3 else None
+            if items is None:
+                raise ValueError(
+                    "clip_features: expected [num_segments, width] for one clip or [batch, num_segments, width], "
+                    f"got shape {tuple(array.shape)}."
+                )
+        else:
+            items = list(clip_features)
+        stacked = [load_clip_features(item, self.num_segments) for item in items]
+        widths = {features.shape[1] for features in stacked}
+        if len(widths) > 1:
+            raise ValueError(f"clip_features: every clip needs the same feature width, got {sorted(widths)}.")
+        if num_clips is not None and len(stacked) != num_clips:
+            raise ValueError(f"clip_features: {len(stacked)} clip(s) of features for {num_clips} clip(s) of media.")
+        return torch.stack(stacked)
+
+    def __call__(self, videos=None, audio=None, images=None, sampling_rate=None, return_tensors=None,
+                 clip_features=None, **kwargs):
+        features = super().__call__(
+            videos=videos, audio=audio, images=images, sampling_rate=sampling_rate, return_tensors=return_tensors,
+            **kwargs,
+        )
+        if clip_features is not None:
+            reference = features.get("pixel_values", features.get("input_values"))
+            prepared = self.prepare_clip_features(clip_features, len(reference) if reference is not None else None)
+            features["clip_features"] = prepared if return_tensors == "pt" else prepared.numpy()
+        return features
+
+
+def _frame_size(frames) -> tuple[int, int]:
+    """(height, width) of one clip's frames `[T, H, W, C]` (or channels first `[T, C, H, W]`)."""
+    shape = tuple(np.shape(frames))
+    if len(shape) < 3:
+        raise ValueError(f"frames must be [T, H, W, C] per clip, got shape {shape}.")
+    return (shape[-3], shape[-2]) if shape[-1] in (1, 3, 4) else (shape[-2], shape[-1])
+
+
+def _clips_of(images) -> list:
+    """`images=` of a segmented processor as a list of clips (one `[T, H, W, C]` array is one clip)."""
+    if isinstance(images, (np.ndarray, torch.Tensor)):
+        return [images] if images.ndim == 4 else list(images)
+    images = list(images)
+    return [images] if images and np.ndim(images[0]) == 3 else images
+
+
 class DgSctSegmentationImageProcessor(DgSctImageProcessor):
     r"""AVSBench frames (224 x 224, ImageNet mean/std; the model resizes them to its 192-px input) and the mask
     post-processing."""
@@ -193,11 +298,13 @@ class DgSctSegmentationProcessor(DgSctProcessor):
     r"""DG-SCT (AVS) processor: 5 segments per clip, each 1-s segment tiled 5x before HTS-AT's log-mel, 224 x 224
     frames."""
 
-    num_segments = 5
+    # (num_segments comes from the feature extractor, 5 by default: frames and audio segments always pair up)
     sub_processor_classes = {
         "feature_extractor": DgSctFeatureExtractor,
         "image_processor": DgSctSegmentationImageProcessor,
     }
+
+    call_options = (*DgSctProcessor.call_options, "return_image_sizes")
 
     def __init__(self, feature_extractor=None, image_processor=None, **kwargs):
         super().__init__(
@@ -205,3 +312,31 @@ class DgSctSegmentationProcessor(DgSctProcessor):
             image_processor if image_processor is not None else DgSctSegmentationImageProcessor(),
             **kwargs,
         )
+        self._decoded_sizes = None
+
+    def decode(self, source, **call_kwargs):
+        decoded = super().decode(source, **call_kwargs)
+        if self._decoded_sizes is not None and decoded.frames is not None and len(decoded.frames):
+            self._decoded_sizes.append(_frame_size(decoded.frames))
+        return decoded
+
+    def __call__(self, videos=None, audio=None, images=None, sampling_rate=None, return_tensors=None,
+                 return_image_sizes: bool = False, **kwargs):
+        """As `DgSctProcessor`; `return_image_sizes=True` adds `image_sizes` `[B, 2]` (height, width of each clip's
+        frames before resizing), the `target_sizes` of `post_process_masks`."""
+        self._decoded_sizes = [] if return_image_sizes and videos is not None else None
+        try:
+            features = super().__call__(
+                videos=videos, audio=audio, images=images, sampling_rate=sampling_rate, return_tensors=return_tensors,
+                **kwargs,
+            )
+            sizes = self._decoded_sizes
+        finally:
+            self._decoded_sizes = None
+        if return_image_sizes:
+            if images is not None:
+                sizes = [_frame_size(clip) for clip in _clips_of(images)]
+            if sizes:  # none when only audio was processed
+                image_sizes = torch.tensor(sizes, dtype=torch.long)
+                features["image_sizes"] = image_sizes if return_tensors == "pt" else image_sizes.numpy()
+        return features

@@ -38,10 +38,15 @@ TEXT_KEYS = ("input_ids", "attention_mask")
 class AudioVisualJobArguments:
     """What to train on and from where; parsed together with `TrainingArguments` by `hf-av train`."""
 
-    task: str = field(metadata={"help": "pretraining | classification | event-localization"})
+    task: str = field(
+        metadata={"help": "pretraining | classification | event-localization | video-parsing | question-answering | "
+                          "segmentation"}
+    )
     train_manifest: str = field(
         metadata={"help": "csv/jsonl manifest (path, label(s) / segment_labels columns); several, comma-separated, "
-                          "are trained on together (e.g. a clean and a noisy variant)"}
+                          "are trained on together (e.g. a clean and a noisy variant). video-parsing / "
+                          "question-answering / segmentation: the original annotation file (AVVP_train.csv, "
+                          "avqa-train.json, s4_meta_data.csv; see hf_av.data.dg_sct_tasks)"}
     )
     eval_manifest: str | None = field(default=None, metadata={"help": "manifest evaluated after training"})
     media_root: str | None = field(default=None, metadata={"help": "folder that relative manifest paths are under"})
@@ -107,6 +112,11 @@ class AudioVisualJobArguments:
             "'encoder.layer.11.*'; every other parameter is frozen (requires_grad False, not in the optimizer). "
             "Overrides the config's `trainable_parameters`; default: the config's policy, else everything trains"
         },
+    )
+    eval_split: str = field(
+        default="val",
+        metadata={"help": "segmentation (AVSBench s4_meta_data.csv, one file for every split): the split evaluated; "
+                          "training reads the 'train' split"},
     )
     preprocess_once: bool = field(
         default=False,
@@ -527,6 +537,10 @@ def build_trainer(job: AudioVisualJobArguments, training_args: TrainingArguments
     from hf_av.data import AudioVisualAugmentation, AudioVisualCollator
 
     task = get_task(job.task)
+    if task.layout is not None:  # an original dataset layout (hf_av.training.layouts)
+        from .layouts import build_layout_trainer
+
+        return build_layout_trainer(job, training_args, task)
     if not job.preprocess_once and (training_args.max_steps is None or training_args.max_steps <= 0):
         raise ValueError("streamed datasets have no length: set --max_steps (or --preprocess_once)")
     training_args.remove_unused_columns = False  # our collator chooses the model inputs
@@ -645,7 +659,11 @@ def run_training(job: AudioVisualJobArguments, training_args: TrainingArguments)
     train_output = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     metrics: dict = {}
     if eval_dataset is not None:
-        if task.metric == "retrieval":
+        if task.layout is not None:
+            from .layouts import evaluate_layout
+
+            metrics = evaluate_layout(trainer.model, task, eval_dataset, batch_size=job.eval_batch_size)
+        elif task.metric == "retrieval":
             keys = ("input_values", "pixel_values", "labels")
             metrics = evaluate_retrieval(trainer.model, eval_dataset, AudioVisualCollator(keys=keys),
                                          batch_size=job.eval_batch_size)

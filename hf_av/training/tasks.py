@@ -22,13 +22,17 @@ class TaskSpec:
         auto_class: dotted path of the Auto class whose mapping gives the family's head for this task.
         label_mode: `None` for self-supervised tasks, else the label kind the stream must yield
             (`"single"`/`"multi"` are inferred from the data when `"clip"`; `"segments"` per second).
-        metric: what evaluation reports (`"retrieval"`, `"classification"`, `"segments"`).
+        metric: what evaluation reports (`"retrieval"`, `"classification"`, `"segments"`, or the layout's own
+            metrics).
+        layout: for tasks trained on an original dataset layout instead of a manifest, the key of its reader in
+            `hf_av.training.layouts.LAYOUTS` (the annotation file is `--train_manifest`).
     """
 
     name: str
     auto_class: str
     label_mode: str | None
     metric: str
+    layout: str | None = None
 
 
 TASKS: dict[str, TaskSpec] = {
@@ -39,6 +43,13 @@ TASKS: dict[str, TaskSpec] = {
     "event-localization": TaskSpec(
         "event-localization", "hf_av.auto.AutoModelForAudioVisualEventLocalization", "segments", "segments"
     ),
+    # DG-SCT's other downstream tasks, read from the original datasets' annotation files (hf_av.data.dg_sct_tasks):
+    # LLP weak labels (AVVP_train.csv), MUSIC-AVQA questions (avqa-train.json), AVSBench S4 masks (s4_meta_data.csv)
+    "video-parsing": TaskSpec("video-parsing", "transformers.AutoModel", None, "layout", layout="video-parsing"),
+    "question-answering": TaskSpec(
+        "question-answering", "transformers.AutoModel", None, "layout", layout="question-answering"
+    ),
+    "segmentation": TaskSpec("segmentation", "transformers.AutoModel", None, "layout", layout="segmentation"),
 }
 
 
@@ -126,7 +137,7 @@ def classification_metrics(problem_type: str | None) -> Callable:
         logits = logits[0] if isinstance(logits, tuple) else logits
         labels = eval_prediction.label_ids
         if problem_type == "multi_label_classification":
-            return {"mAP": float(mean_average_precision(logits, labels))}
+            return {"mAP": mean_average_precision(logits, labels)["mAP"]}  # the function returns a dict
         labels = np.asarray(labels)
         if labels.ndim == 2:  # one-hot labels of a sigmoid head trained on single-label data (VATT audio)
             labels = labels.argmax(-1)

@@ -115,7 +115,11 @@ class DgSctVideoParsingConfig(DgSctConfig):
 
     Args:
         parsing_hidden_size (`int`, defaults to 128): width of the grouping network (`args.dim`).
-        clip_feature_size (`int`, defaults to 512): width of the precomputed 3-D clip features (R(2+1)D-18).
+        clip_feature_size (`int` or `None`, defaults to 512): width of the precomputed 3-D clip features
+            (the original's R(2+1)D-18 `visual_st`), fused with the temporally attended visual segments by
+            `fc_st` / `fc_fusion`. `None` builds the head without them: the temporally attended visual segments go
+            on alone, so the model trains and infers from the video itself (not the original architecture;
+            its checkpoints need 512).
         temporal_hidden_size (`int`, defaults to 64), temporal_intermediate_size (`int`, defaults to 1024),
         temporal_gate_scale (`float`, defaults to 0.05): the AVVP temporal attention (both BiLSTMs have hidden size
             `temporal_hidden_size`; encoders of 2 post-norm layers; segment gates scaled by gamma).
@@ -142,7 +146,7 @@ class DgSctVideoParsingConfig(DgSctConfig):
     temporal_visual_dim: int = 128
     temporal_gate_scale: float = 0.05
     parsing_hidden_size: int = 128
-    clip_feature_size: int = 512
+    clip_feature_size: int | None = 512
     grouping_num_attention_heads: int = 8
     audio_grouping_depth: int = 3
     visual_grouping_depth: int = 3
@@ -166,9 +170,14 @@ class DgSctVideoParsingConfig(DgSctConfig):
         super().validate_architecture()
         _check_positive(
             self,
-            ("parsing_hidden_size", "clip_feature_size", "grouping_num_attention_heads", "audio_grouping_depth",
+            ("parsing_hidden_size", "grouping_num_attention_heads", "audio_grouping_depth",
              "visual_grouping_depth", "audio_visual_grouping_depth"),
         )
+        if self.clip_feature_size is not None and self.clip_feature_size < 1:
+            raise ValueError(
+                f"DgSctVideoParsingConfig.clip_feature_size must be >= 1 or None (no clip features), got "
+                f"{self.clip_feature_size}."
+            )
         if self.parsing_hidden_size % self.grouping_num_attention_heads:
             raise ValueError(
                 f"DgSctVideoParsingConfig.parsing_hidden_size ({self.parsing_hidden_size}) must be divisible by "

@@ -260,8 +260,11 @@ class DgSctParsingHead(nn.Module):
         self.audio_projection = nn.Linear(audio_width, width)
         self.visual_projection = nn.Linear(visual_width, width)
         self.temporal_attention = DgSctParsingTemporalAttention(config)
-        self.clip_projection = nn.Linear(config.clip_feature_size, width)
-        self.fusion = nn.Linear(2 * width, width)
+        # `clip_feature_size=None`: no 3-D clip features, the temporally attended visual segments go on alone
+        self.uses_clip_features = config.clip_feature_size is not None
+        if self.uses_clip_features:
+            self.clip_projection = nn.Linear(config.clip_feature_size, width)
+            self.fusion = nn.Linear(2 * width, width)
         self.audio_class_tokens = nn.Parameter(torch.zeros(config.num_labels, width))
         self.visual_class_tokens = nn.Parameter(torch.zeros(config.num_labels, width))
         self.audio_grouping = DgSctModalityGrouping(
@@ -278,10 +281,11 @@ class DgSctParsingHead(nn.Module):
         self.visual_classifier = nn.Linear(width, 1)
         self.class_token_classifier = nn.Linear(width, config.num_labels)
 
-    def forward(self, visual_pooled, audio_pooled, clip_features):
+    def forward(self, visual_pooled, audio_pooled, clip_features=None):
         audio = self.audio_projection(audio_pooled)
         visual, _ = self.temporal_attention(self.visual_projection(visual_pooled), audio)
-        visual = self.fusion(torch.cat([visual, self.clip_projection(clip_features)], dim=-1))
+        if self.uses_clip_features:
+            visual = self.fusion(torch.cat([visual, self.clip_projection(clip_features)], dim=-1))
         visual_groups, visual_assignment, visual_soft = self.visual_grouping(visual, self.visual_class_tokens)
         # The audio branch groups the pre-attention audio features, with the fused visual segments as HAN guide.
         audio_groups, audio_assignment, audio_soft = self.audio_grouping(audio, self.audio_class_tokens, visual)
@@ -370,16 +374,26 @@ class DgSctForAudioVisualVideoParsing(DgSctPreTrainedModel):
         r"""
         input_values, pixel_values: see `DgSctModel.forward`.
         clip_features (`torch.FloatTensor` of shape `(batch_size, num_segments, clip_feature_size)`):
-            Precomputed 3-D CNN features of every segment (the original's R(2+1)D-18 `visual_st`, 512-d).
+            Precomputed 3-D CNN features of every segment (the original's R(2+1)D-18 `visual_st`, 512-d; the LLP
+            layout's `feats/r2plus1d_18/<video>.npy`, which the processor takes as `clip_features=`). Required
+            unless `config.clip_feature_size` is `None`, refused then.
         labels (`torch.FloatTensor` of shape `(batch_size, num_labels)`, *optional*):
             Multi-hot video-level (weak) labels; per-segment labels `(batch_size, num_segments, num_labels)` are
             reduced to video level.
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        if clip_features is None:
+        clip_feature_size = self.config.clip_feature_size
+        if clip_features is None and clip_feature_size is not None:
             raise ValueError(
-                "DgSctForAudioVisualVideoParsing needs `clip_features` (precomputed 3-D CNN features per segment, "
-                f"shape (batch_size, num_segments, {self.config.clip_feature_size}))."
+                "DgSctForAudioVisualVideoParsing needs `clip_features`: this config (clip_feature_size="
+                f"{clip_feature_size}, the original MGN_Net) fuses precomputed 3-D CNN features per segment, shape "
+                f"(batch_size, num_segments, {clip_feature_size}) (the LLP `feats/r2plus1d_18/<video>.npy`; the "
+                "processor takes them as `clip_features=`). A model built with `clip_feature_size=None` needs none."
+            )
+        if clip_features is not None and clip_feature_size is None:
+            raise ValueError(
+                "clip_features were given, but this DgSctForAudioVisualVideoParsing has no clip-feature fusion "
+                "(config.clip_feature_size is None); leave them out."
             )
         encoded = self.dg_sct(
             input_values,
@@ -389,10 +403,10 @@ class DgSctForAudioVisualVideoParsing(DgSctPreTrainedModel):
             return_dict=True,
         )
         batch_size, num_segments = encoded.visual_pooler_output.shape[:2]
-        if clip_features.shape != (batch_size, num_segments, self.config.clip_feature_size):
+        if clip_features is not None and clip_features.shape != (batch_size, num_segments, clip_feature_size):
             raise ValueError(
-                f"clip_features must have shape ({batch_size}, {num_segments}, {self.config.clip_feature_size}), "
-                f"got {tuple(clip_features.shape)}."
+                f"clip_features must have shape ({batch_size}, {num_segments}, {clip_feature_size}) (batch, "
+                f"segments, config.clip_feature_size), got {tuple(clip_features.shape)}."
             )
         if num_segments != self.config.num_segments:
             raise ValueError(
@@ -400,7 +414,9 @@ class DgSctForAudioVisualVideoParsing(DgSctPreTrainedModel):
                 f"got {num_segments}."
             )
         probabilities = self.parsing_head(
-            encoded.visual_pooler_output, encoded.audio_pooler_output, clip_features.to(self.dtype)
+            encoded.visual_pooler_output,
+            encoded.audio_pooler_output,
+            clip_features.to(self.dtype) if clip_features is not None else None,
         )
         loss = None
         if labels is not None:
@@ -627,6 +643,12 @@ class DgSctForAudioVisualQuestionAnswering(DgSctPreTrainedModel):
             if labels.shape != logits.shape[:1]:
                 raise ValueError(
                     f"labels must be one answer id per clip, shape ({logits.shape[0]},), got {tuple(labels.shape)}."
+                )
+            outside = labels[(labels < 0) | (labels >= self.config.num_labels)]
+            if outside.numel():
+                raise ValueError(
+                    f"labels must be answer ids in [0, {self.config.num_labels}) (the answer vocabulary, "
+                    f"config.id2label), got {outside.tolist()}."
                 )
             loss = F.cross_entropy(logits, labels)
             if negative_match_logits is not None:

@@ -2,11 +2,21 @@
 PVT_AVSModel.py` `Pred_endecoder`, `model/TPAVI.py`) on the shared fixture saved by it: a tiny model, its inputs,
 intermediates and outputs (`pred`, `feature_map_list`, `a_fea_list`). fp32.
 
-Bounds: 1e-5 on the mask logits, TPAVI's audio features, the first DG-SCT modules and every head part fed with the
-original's recorded inputs. The end-to-end `feature_map_list` differs by up to 3.3e-5: the 22-block encoder's fp32
-rounding (~5e-6 on the stage-4 map) is amplified by TPAVI's LayerNorm over only 4 channels in this tiny model.
+Bounds: 1e-5 on the mask logits (7.2e-6), TPAVI's audio features (<= 2.6e-6), the first DG-SCT modules and every
+head part fed with the original's recorded inputs (temporal attention 6e-8, TPAVI 3.6e-7). The end-to-end
+`feature_map_list` (values up to 2.1, mean |x| 0.33-0.44) differs by 3.1e-6 / 1.2e-5 / 1.6e-5 / 3.3e-5 per stage, and
+following the original's operation order does not bring it under 1e-5 (measured for issue 17):
+* not the head's order: a literal copy of the original TPAVI (materialised (THW)^2 affinity, `theta^T phi / N` then
+  `g`) is 2.7e-7 from the recorded stage-4 map on the recorded inputs, ours (`theta (phi^T g) / N`, no affinity
+  matrix) 3.6e-7;
+* the last bits of fp32 kernels differ between machines and thread counts: on recorded inputs even TPAVI's plain
+  `Linear(128, 4)` here is 1.7e-7 from the recorded `a_fea`, and our own model's stage-4 map moves by 2.7e-5 between
+  1 and 2 torch threads (oneDNN's grouped 1x1 conv in the first DG-SCT module changes by 6e-8, 7e-7 after its
+  LayerNorm over 4 channels, then grows through the 22 visual blocks);
+* after the encoder the stage-4 map is 5e-6 from the original's (3e-6 relative); TPAVI ends in a LayerNorm over only
+  4 channels, whose spread goes down to 0.025 (median 0.23) in this tiny model, so that becomes 3.3e-5.
 `test_avs_fp32_error_is_the_original_s_own` shows it is rounding: against a float64 run of the converted model,
-our fp32 feature maps are as close as the original's fp32 ones (both ~1e-4 away)."""
+our fp32 feature maps are as close as the original's fp32 ones (both ~1e-4 away, 3x farther than from each other)."""
 
 import json
 from pathlib import Path
@@ -21,7 +31,7 @@ from tests.dg_sct.original_front_end import original_log_mel
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "dg-sct-avs"
 BOUND = 1e-5
-END_TO_END_MAP_BOUND = 5e-5  # see the module docstring
+END_TO_END_MAP_BOUND = 5e-5  # 3.3e-5 measured (2.9e-5 with one thread); see the module docstring
 
 
 def _max_diff(actual, expected):

@@ -172,7 +172,7 @@ class DgSctTaskTesterMixin(ModelTesterMixin):
         torch.manual_seed(0)
         model = model_class(config).train()
         inputs = {**self.get_inputs(model_class, config), **self.loss_kwargs(model_class, config, 2)}
-        optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
         losses = []
         for _ in range(6):
             torch.manual_seed(1)  # same dropout / drop-path / Gumbel draws every step
@@ -321,3 +321,59 @@ def test_bicubic_guide_resampling_needs_square_grids():
     config.vision_config.image_size = [32, 16]
     with pytest.raises(ValueError, match="square token grids"):
         DgSctForAudioVisualSegmentation(config)
+
+
+def test_answer_ids_outside_the_vocabulary_are_rejected(question_model):
+    inputs = {**backbone_inputs(2), "input_ids": torch.ones(2, 6, dtype=torch.long)}
+    with pytest.raises(ValueError, match=r"labels must be answer ids in \[0, 7\) \(the answer vocabulary.*got \[7, -1\]"):
+        question_model(**inputs, labels=torch.tensor([7, -1]))
+
+
+def test_the_answer_does_not_depend_on_the_negative_frames(question_model):
+    """The negatives only feed the matching loss: inference needs none, and they change no answer logit."""
+    inputs = {**backbone_inputs(2), "input_ids": torch.randint(1, 20, (2, 6), generator=torch.Generator().manual_seed(4))}
+    negatives = torch.randn(2, SEGMENTS, 3, 32, 32, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        alone = question_model(**inputs)
+        with_negatives = question_model(**inputs, negative_pixel_values=negatives)
+    assert alone.negative_match_logits is None and with_negatives.negative_match_logits is not None
+    torch.testing.assert_close(alone.logits, with_negatives.logits, rtol=0, atol=0)
+
+
+def test_video_parsing_from_the_video_alone():
+    """`clip_feature_size=None`: no fc_st / fc_fusion, no clip features needed; it trains and infers."""
+    config = parsing_config()
+    config.clip_feature_size = None
+    torch.manual_seed(0)
+    model = DgSctForAudioVisualVideoParsing(config).train()
+    assert not any("clip_projection" in name or "parsing_head.fusion" in name for name, _ in model.named_parameters())
+    labels = torch.zeros(2, config.num_labels)
+    labels[:, 1] = 1
+    labels[0, 3] = 1
+    inputs = backbone_inputs(2)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    losses = []
+    for _ in range(4):
+        torch.manual_seed(1)
+        loss = model(**inputs, labels=labels).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] * 0.97, losses
+    model.eval()
+    with torch.no_grad():
+        output = model(**inputs)
+    assert output.audio_frame_probs.shape == (2, SEGMENTS, config.num_labels)
+    with pytest.raises(ValueError, match=r"no clip-feature fusion \(config.clip_feature_size is None\)"):
+        model(**inputs, clip_features=torch.zeros(2, SEGMENTS, 6))
+
+
+def test_video_parsing_of_the_original_architecture_names_the_missing_clip_features():
+    torch.manual_seed(0)
+    model = DgSctForAudioVisualVideoParsing(parsing_config()).eval()
+    with pytest.raises(ValueError, match=r"needs `clip_features`: this config \(clip_feature_size=6, the original "
+                                         r"MGN_Net\).*r2plus1d_18.*clip_feature_size=None"):
+        model(**backbone_inputs(1))
+    with pytest.raises(ValueError, match="clip_feature_size must be >= 1 or None"):
+        DgSctVideoParsingConfig(**backbone_kwargs(), clip_feature_size=0)

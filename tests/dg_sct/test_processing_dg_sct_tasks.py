@@ -105,3 +105,73 @@ def test_masks_are_post_processed_to_the_image_size():
     assert masks[0].dtype == torch.bool and masks[0][:, 120, 200].all() and not masks[1].any()
     with pytest.raises(ValueError, match="target_sizes has 1 sizes for 2 clips"):
         DgSctSegmentationImageProcessor.post_process_masks(logits, target_sizes=[(10, 10)])
+
+
+# ---- AVVP clip features, AVS image sizes, AVQA answers --------------------------------------------------------------
+def _parsing_processor():
+    from hf_av.processing.dg_sct_tasks import DgSctVideoParsingProcessor
+
+    extractor = DgSctFeatureExtractor(num_segments=2, tile_repeats=2, n_fft=256, num_mel_bins=32)
+    return DgSctVideoParsingProcessor(extractor, DgSctImageProcessor())
+
+
+def _arrays(clips=1, size=(40, 40)):
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 255, (clips, 2, *size, 3), dtype=np.uint8)
+    audio = [rng.standard_normal(64000).astype("float32") for _ in range(clips)]
+    return audio, frames[0] if clips == 1 else frames
+
+
+def test_video_parsing_processor_takes_clip_features_as_arrays_or_llp_npy_files(tmp_path):
+    processor = _parsing_processor()
+    audio, frames = _arrays()
+    features = np.arange(2 * 5, dtype=np.float32).reshape(2, 5)
+    out = processor(audio=audio, images=frames, sampling_rate=32000, clip_features=features, return_tensors="pt")
+    assert torch.equal(out["clip_features"], torch.from_numpy(features)[None])
+    path = tmp_path / "r2plus1d_18" / "video1.npy"
+    path.parent.mkdir()
+    np.save(path, features)
+    from_file = processor(audio=audio, images=frames, sampling_rate=32000, clip_features=str(path), return_tensors="pt")
+    assert torch.equal(from_file["clip_features"], out["clip_features"])
+    assert "clip_features" not in processor(audio=audio, images=frames, sampling_rate=32000, return_tensors="pt")
+    # a batch: one array [B, T, width] or one file per clip
+    audio2, frames2 = _arrays(clips=2)
+    batch = processor(audio=audio2, images=frames2, sampling_rate=32000, clip_features=[str(path), features],
+                      return_tensors="pt")
+    assert batch["clip_features"].shape == (2, 2, 5)
+
+
+def test_video_parsing_processor_refuses_bad_clip_features(tmp_path):
+    processor = _parsing_processor()
+    audio, frames = _arrays()
+    call = dict(audio=audio, images=frames, sampling_rate=32000, return_tensors="pt")
+    with pytest.raises(ValueError, match=r"expected one feature vector per segment, shape \[2, width\].*got \(10, 512\)"):
+        processor(**call, clip_features=np.zeros((10, 512)))
+    with pytest.raises(FileNotFoundError, match=r"missing\.npy: no such file"):
+        processor(**call, clip_features=str(tmp_path / "missing.npy"))
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        processor(**call, clip_features=np.full((2, 5), np.nan))
+    with pytest.raises(ValueError, match=r"2 clip\(s\) of features for 1 clip\(s\) of media"):
+        processor(**call, clip_features=np.zeros((2, 2, 5)))
+    with pytest.raises(ValueError, match="same feature width"):
+        audio2, frames2 = _arrays(clips=2)
+        processor(audio=audio2, images=frames2, sampling_rate=32000, clip_features=[np.zeros((2, 5)), np.zeros((2, 4))])
+
+
+def test_segmentation_processor_reports_each_clips_frame_size():
+    processor = DgSctSegmentationProcessor(DgSctFeatureExtractor(num_segments=2, tile_repeats=2, n_fft=256,
+                                                                 num_mel_bins=32))
+    audio, frames = _arrays(size=(30, 50))
+    out = processor(audio=audio, images=frames, sampling_rate=32000, return_image_sizes=True, return_tensors="pt")
+    assert out["image_sizes"].tolist() == [[30, 50]] and out["pixel_values"].shape == (1, 2, 3, 224, 224)
+    assert "image_sizes" not in processor(audio=audio, images=frames, sampling_rate=32000, return_tensors="pt")
+
+
+def test_answers_outside_the_vocabulary_are_refused():
+    from hf_av.processing.dg_sct_tasks import answer_label_ids
+
+    label2id = {"yes": 0, "no": 1, "two": 2}
+    assert answer_label_ids(["two", "yes"], label2id) == [2, 0] and answer_label_ids("no", label2id) == [1]
+    with pytest.raises(ValueError, match=r"answer\(s\) \['seven'\] are not in the answer vocabulary \(3 answers: "
+                                         r"'yes', 'no', 'two'\)"):
+        answer_label_ids(["yes", "seven"], label2id)

@@ -39,6 +39,8 @@ def test_tasks_registered_on_import():
         "audio-visual-retrieval": AudioVisualRetrievalPipeline,
         "audio-visual-event-localization": AudioVisualEventLocalizationPipeline,
         "audio-visual-feature-extraction": AudioVisualFeatureExtractionPipeline,
+        "audio-visual-question-answering": hf_av.pipelines.AudioVisualQuestionAnsweringPipeline,
+        "audio-visual-segmentation": hf_av.pipelines.AudioVisualSegmentationPipeline,
     }
     for task, cls in expected.items():
         assert PIPELINE_REGISTRY.check_task(task)[1]["impl"] is cls
@@ -130,7 +132,8 @@ def test_pipelines_read_files_only_through_the_processor(classifier, media, monk
     assert abs(from_file_object["duration"] - 2.0) < 0.1
     for module in (pipelines_package.base, pipelines_package.audio_visual_classification,
                    pipelines_package.audio_visual_retrieval, pipelines_package.audio_visual_event_localization,
-                   pipelines_package.audio_visual_feature_extraction):
+                   pipelines_package.audio_visual_feature_extraction,
+                   pipelines_package.audio_visual_question_answering, pipelines_package.audio_visual_segmentation):
         source = inspect.getsource(module)
         assert "decode_media" not in source and "_media_decode_kwargs" not in source, module.__name__
 

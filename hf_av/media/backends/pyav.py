@@ -7,13 +7,19 @@ Conventions (documented for the processors that build on them):
 * Native frames are numbered in presentation order from the first decoded frame.
 * Only frames that are selected are converted to RGB (``rgb24`` via swscale) and kept; the others are
   decoded (inter-frame codecs need them) and dropped, so long high-resolution clips are never materialised.
+* H.264 non-reference frames shown before the first selected frame are not decoded at all (``_NonRefSkipper``);
+  the frames returned are bit-identical to a full decode. In a DataLoader worker the decoders use the worker's share
+  of the cores (``_set_decoder_threads``).
 * Audio is converted with PyAV's ``AudioResampler`` (libswresample through an ``aformat`` graph, the same
   resampler and default downmix matrix as ``ffmpeg -ar R -ac N``) to float32 planar.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
+import os
+import sys
 import warnings
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -35,6 +41,38 @@ _AV_TIME_BASE = 1_000_000
 _AUDIO_MARGIN = Fraction(1, 10)
 # Consecutive packets that fail to decode before we give up on a stream.
 _MAX_DECODE_ERRORS = 50
+
+
+def _dataloader_worker_share() -> int | None:
+    """Inside a ``torch.utils.data.DataLoader`` worker: this worker's share of the CPU cores (at least 1), i.e.
+    usable cores // number of workers; None outside workers. torch is not imported for the check."""
+    data = sys.modules.get("torch.utils.data")
+    info = data.get_worker_info() if data is not None else None
+    if info is None:
+        return None
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores // max(1, info.num_workers))
+
+
+def _set_decoder_threads(stream) -> None:
+    """Frame + slice threading in the main process; inside a DataLoader worker, at most its share of the cores.
+
+    With as many workers as cores (the usual set-up) each decoder runs single-threaded: threads on top of busy
+    workers only add synchronisation (measured ~15 % more CPU per 720p H.264 frame with frame threading); with
+    fewer workers than cores a worker still uses its share. Pixels and samples do not depend on the threading.
+    """
+    share = _dataloader_worker_share()
+    if share is None:
+        stream.thread_type = "AUTO"
+    elif share == 1:
+        stream.thread_type = "NONE"
+        stream.codec_context.thread_count = 1
+    else:
+        stream.thread_type = "AUTO"
+        stream.codec_context.thread_count = share
 
 
 def _describe(exc: BaseException) -> str:
@@ -216,6 +254,7 @@ class _VideoState:
     errors: int = 0
     width: int | None = None
     height: int | None = None
+    skipper: _NonRefSkipper | None = None  # skips non-reference frames before the first selected one
 
     # -- sequence bookkeeping ------------------------------------------------------------------------
     def _window_index(self, g: int, tau: Fraction) -> int | None:
@@ -264,7 +303,11 @@ class _VideoState:
             t = Fraction(0)
         dur = frame.duration * tb if getattr(frame, "duration", 0) and tb is not None else None
         i = self.native_count
-        self.native_count += 1
+        if self.skipper is not None:
+            rank = self.skipper.frame_index(frame)
+            if rank is not None:
+                i = rank
+        self.native_count = i + 1
         self.last_time, self.last_duration = t, dur
         if self.width is None:
             self.width, self.height = frame.width, frame.height
@@ -310,6 +353,114 @@ class _VideoState:
             for src, k in self.mapper.finish(self.last_time + step):
                 self._take(k, src, Fraction(k) / self.rate)
         self.recent.clear()
+
+
+class _SkipUnsafe(Exception):
+    """Raised mid-decode when the non-reference skipping can no longer be shown to match a full decode."""
+
+
+# Codecs whose "non-reference" flag (AVDISCARD_NONREF) is checked here to leave every other frame bit-identical.
+_NONREF_SKIP_CODECS = ("h264",)
+
+
+class _NonRefSkipper:
+    """Skips decoding the non-reference frames shown before the first selected frame (H.264, native frames).
+
+    A frame that no other frame references can be left undecoded without changing any other frame's pixels
+    (``skip_frame = "NONREF"``; the decoder still decodes every reference frame). What needs care is knowing,
+    before a packet is decoded, whether its frame comes before the first selected one in presentation order:
+    packets arrive in decode order. Every later packet has ``pts >= dts >= `` the latest ``dts``, so once the
+    latest ``dts`` reaches a queued packet's ``pts``, every packet shown before it has been seen and its rank
+    (= native frame index) is exact. Packets wait in a short queue (the reordering depth) until then.
+
+    Frames then take their index from that rank instead of from the count of decoded frames. Anything that would
+    make the two disagree (a missing / repeated / non-monotonic timestamp, a stream that does not start on its
+    first-shown keyframe, a decode error, a frame the decoder dropped on its own) stops the shortcut: before
+    anything was skipped the decode simply continues in full; afterwards ``_SkipUnsafe`` restarts it in full.
+    """
+
+    def __init__(self, first_target: int):
+        self.first_target = first_target  # native index of the first selected frame
+        self.active = True
+        self.skipped_any = False
+        self.queue: list = []  # packets not decoded yet, in decode order
+        self.seen_pts: list[int] = []  # sorted pts of every packet seen
+        self.rank_of: dict[int, int] = {}  # pts -> native index, for packets released to the decoder
+        self.nonref_ranks: set[int] = set()  # ranks sent with skip_frame="NONREF"
+        self.last_dts: int | None = None
+        self.last_output_rank = -1
+
+    def _stop(self) -> None:
+        if self.skipped_any:
+            raise _SkipUnsafe()
+        self.active = False
+
+    def accept(self, packet) -> list:
+        """Queue a non-empty packet; return the queued packets whose rank is now known, in decode order (every
+        queued packet once the shortcut stopped: the caller then decodes them without skipping)."""
+        pts, dts = packet.pts, packet.dts
+        if (pts is None or dts is None or pts < dts or (self.last_dts is not None and dts <= self.last_dts)
+                or (not self.seen_pts and not packet.is_keyframe)):
+            self._stop()
+        elif self.seen_pts and pts < self.seen_pts[0]:  # shown before the first packet: leading frames
+            self._stop()
+        else:
+            position = bisect.bisect_left(self.seen_pts, pts)
+            if position < len(self.seen_pts) and self.seen_pts[position] == pts:
+                self._stop()
+            else:
+                self.seen_pts.insert(position, pts)
+                self.last_dts = dts
+        self.queue.append(packet)
+        if not self.active:
+            released, self.queue = self.queue, []
+            return released
+        count = 0
+        while count < len(self.queue) and self.queue[count].pts <= self.last_dts:
+            count += 1
+        released, self.queue = self.queue[:count], self.queue[count:]
+        for item in released:
+            self._rank(item)
+        return released
+
+    def drain(self) -> list:
+        """At the end of the stream every rank is known: release the whole queue."""
+        released, self.queue = self.queue, []
+        if self.active:
+            for item in released:
+                self._rank(item)
+        return released
+
+    def _rank(self, packet) -> None:
+        self.rank_of[packet.pts] = bisect.bisect_left(self.seen_pts, packet.pts)
+
+    def prepare(self, packet, codec_context) -> None:
+        """Set the decoder's skip mode for this packet (called just before it is decoded)."""
+        mode = "DEFAULT"
+        if self.active and packet.size:
+            rank = self.rank_of[packet.pts]
+            if rank < self.first_target and not packet.is_keyframe:
+                mode = "NONREF"
+                self.nonref_ranks.add(rank)
+                self.skipped_any = True
+        if codec_context.skip_frame != mode:
+            codec_context.skip_frame = mode
+
+    def frame_index(self, frame) -> int | None:
+        """Native index of a decoded frame (None once the shortcut stopped: count frames as usual)."""
+        if not self.active:
+            return None
+        rank = self.rank_of.get(frame.pts) if frame.pts is not None else None
+        missing = range(self.last_output_rank + 1, rank) if rank is not None else ()
+        if rank is None or rank <= self.last_output_rank or any(r not in self.nonref_ranks for r in missing):
+            self._stop()
+            return None
+        self.last_output_rank = rank
+        return rank
+
+    def decode_error(self) -> None:
+        if self.active:
+            self._stop()
 
 
 def _validate_indices(indices, source_name: str) -> list[int]:
@@ -367,7 +518,16 @@ class _AssembledVideo:
 
 
 class PyAVBackend(MediaBackend):
+    """Args:
+        skip_non_reference: leave the non-reference frames shown before the first selected frame undecoded
+            (H.264, native frame rate, no time window; see `_NonRefSkipper`). The selected frames are bit-identical
+            either way; ``False`` decodes every frame up to the last selected one.
+    """
+
     name = "pyav"
+
+    def __init__(self, skip_non_reference: bool = True):
+        self.skip_non_reference = skip_non_reference
 
     # -- opening ---------------------------------------------------------------------------------------
     def _open(self, source: MediaSource):
@@ -488,7 +648,13 @@ class PyAVBackend(MediaBackend):
                     plan = self._plan(container, source, request, scan=scan)
                 else:  # pragma: no cover - as_media_source buffers non-seekable inputs
                     plan = self._plan(container, source, request, scan=None, allow_scan=False)
-            return self._decode_open(container, source, request, plan)
+            try:
+                return self._decode_open(container, source, request, plan, skip_non_reference=True)
+            except _SkipUnsafe:  # the stream broke an assumption after frames were skipped: decode it in full
+                container.close()
+                container = self._open(source)
+                plan = self._plan(container, source, request, scan=plan.scan)
+                return self._decode_open(container, source, request, plan, skip_non_reference=False)
         except MediaDecodingError:
             raise
         except (av.error.FFmpegError, OSError, EOFError, IndexError, KeyError, ZeroDivisionError) as exc:
@@ -622,11 +788,13 @@ class PyAVBackend(MediaBackend):
         return None
 
     # -- steps 2-6: decode with a plan -----------------------------------------------------------------
-    def _decode_open(self, container, source: MediaSource, req: DecodeRequest, plan: _DecodePlan) -> DecodedMedia:
+    def _decode_open(
+        self, container, source: MediaSource, req: DecodeRequest, plan: _DecodePlan, skip_non_reference: bool
+    ) -> DecodedMedia:
         name = source.name
         start, end = _window(req)
         problems: list[str] = []
-        vstate = self._start_video(container, req, plan)
+        vstate = self._start_video(container, req, plan, skip_non_reference and self.skip_non_reference)
         astate = self._start_audio(req, plan, name)
         demux_error, video_packets = self._demux(container, plan, vstate, astate, problems)
         truncated = self._check_truncation(plan, vstate, astate, req, demux_error, video_packets, problems)
@@ -667,12 +835,12 @@ class PyAVBackend(MediaBackend):
         )
 
     @staticmethod
-    def _start_video(container, req: DecodeRequest, plan: _DecodePlan) -> _VideoState | None:
+    def _start_video(container, req: DecodeRequest, plan: _DecodePlan, skip_non_reference: bool) -> _VideoState | None:
         vstream = plan.vstream
         if vstream is None:
             return None
         start, end = _window(req)
-        vstream.thread_type = "AUTO"
+        _set_decoder_threads(vstream)
         mapper = None
         if plan.rate is not None:
             mapper = make_rate_mapper(
@@ -688,13 +856,16 @@ class PyAVBackend(MediaBackend):
         )
         if vstate.wanted is not None and not vstate.wanted:
             vstate.done = True
+        elif (skip_non_reference and vstate.wanted and plan.rate is None and start is None and end is None
+              and vstream.codec_context.name in _NONREF_SKIP_CODECS and min(vstate.wanted) > 0):
+            vstate.skipper = _NonRefSkipper(min(vstate.wanted))
         return vstate
 
     @staticmethod
     def _start_audio(req: DecodeRequest, plan: _DecodePlan, name: str) -> _AudioState | None:
         if plan.astream is None:
             return None
-        plan.astream.thread_type = "AUTO"
+        _set_decoder_threads(plan.astream)
         return _AudioState(plan.astream, plan.origin, req, name)
 
     @staticmethod
@@ -717,16 +888,7 @@ class PyAVBackend(MediaBackend):
                             continue
                         if packet.size:
                             video_packets += 1
-                        frames = _decode_packet(packet, vstate, "video", problems)
-                        if frames is None:
-                            continue
-                        for frame in frames:
-                            vstate.push(frame)
-                            if vstate.done:
-                                break
-                        if packet.size == 0 and not vstate.done:
-                            vstate.finish()
-                            vstate.done = True
+                        _decode_video_packets(vstate, _packets_to_decode(vstate, packet), problems)
                     elif astate is not None and st.index == astate.stream.index:
                         if astate.done:
                             continue
@@ -736,6 +898,8 @@ class PyAVBackend(MediaBackend):
                         break
             except (av.error.FFmpegError, OSError, EOFError) as exc:
                 demux_error = f"reading the file stopped early ({_describe(exc)})"
+        if vstate is not None and vstate.skipper is not None and vstate.skipper.queue and not vstate.done:
+            _decode_video_packets(vstate, vstate.skipper.drain(), problems)  # no flush packet came (demux error)
         if vstate is not None and vstate.counting_tail and demux_error is None:
             vstate.finish_from_tail()
         if vstate is not None and not vstate.finished_stream and not (vstate.done and vstate.wanted is not None):
@@ -892,6 +1056,37 @@ def _tail(problems: list[str]) -> str:
     return f" ({'; '.join(problems)})" if problems else ""
 
 
+def _packets_to_decode(vstate: _VideoState, packet) -> list:
+    """The packets to hand to the video decoder now: this one, or those the non-reference skipper releases."""
+    skipper = vstate.skipper
+    if skipper is None or (not skipper.queue and not skipper.active):
+        return [packet]
+    if packet.size == 0:  # flush: every queued packet first
+        return skipper.drain() + [packet]
+    return skipper.accept(packet)
+
+
+def _decode_video_packets(vstate: _VideoState, packets: list, problems: list[str]) -> None:
+    skipper = vstate.skipper
+    for packet in packets:
+        if vstate.done:
+            return
+        if skipper is not None:
+            skipper.prepare(packet, vstate.stream.codec_context)
+        frames = _decode_packet(packet, vstate, "video", problems)
+        if frames is None:
+            if skipper is not None:
+                skipper.decode_error()
+            continue
+        for frame in frames:
+            vstate.push(frame)
+            if vstate.done:
+                break
+        if packet.size == 0 and not vstate.done:
+            vstate.finish()
+            vstate.done = True
+
+
 class _AudioState:
     """Collects decoded audio through one AudioResampler, then cuts the window / trims to the stream length."""
 
@@ -915,6 +1110,9 @@ class _AudioState:
         self.errors = 0
         self.channels: int | None = None
         self.odd_frames = 0
+        self.pending: list[np.ndarray] = []  # channel-0 planes not yet resampled (audio_channels="first")
+        self.pending_samples = 0
+        self.first_plane_only = False  # set on the first frame: "first" of a multi-channel fltp stream
 
     def _frame_time(self, frame) -> Fraction:
         tb = frame.time_base or self.stream.time_base
@@ -952,6 +1150,14 @@ class _AudioState:
             if self.out_rate is None:
                 self.out_rate = frame.sample_rate
             self.channels = len(frame.layout.channels)
+            self.first_plane_only = (self.req.audio_channels == "first" and self.channels > 1
+                                     and frame.format.name == "fltp")
+        elif self.first_plane_only and (frame.format.name != "fltp" or frame.sample_rate != self.in_rate):
+            self.odd_frames += 1
+            if self.odd_frames == 1:
+                problems.append(f"audio frames in {frame.format.name} at {frame.sample_rate} Hz instead of fltp at "
+                                f"{self.in_rate} Hz were dropped (damaged stream)")
+            return
         elif len(frame.layout.channels) != self.channels:
             # Robustness fix: a damaged stream can make the decoder switch channel count mid-way (seen on garbled
             # MP3); the resampler passed such frames through unchanged and the chunks could not be concatenated
@@ -961,14 +1167,33 @@ class _AudioState:
                 problems.append(f"audio frames with {len(frame.layout.channels)} channel(s) instead of "
                                 f"{self.channels} were dropped (damaged stream)")
             return
+        if self.first_plane_only:
+            # Only channel 0 is kept: resample that plane alone (libswresample treats channels independently when
+            # it does not remix, so the samples are bit-identical) instead of all of them. Planes are gathered into
+            # ~1 s blocks first: one resampler call per 1024-sample AAC frame costs more than it saves.
+            self.pending.append(frame.to_ndarray()[:1])
+            self.pending_samples += frame.samples
+            if self.pending_samples >= self.in_rate:
+                self._resample_pending()
+            return
         frame.pts = None  # the resampler only needs continuity; our own clock is `first_time`
         for out in self.resampler.resample(frame):
+            self.chunks.append(out.to_ndarray())
+
+    def _resample_pending(self) -> None:
+        if not self.pending:
+            return
+        block = av.AudioFrame.from_ndarray(np.concatenate(self.pending, axis=-1), format="fltp", layout="mono")
+        block.sample_rate = self.in_rate
+        self.pending, self.pending_samples = [], 0
+        for out in self.resampler.resample(block):
             self.chunks.append(out.to_ndarray())
 
     def finish(self, problems: list[str]) -> None:
         if self.first_time is None:
             return
         try:
+            self._resample_pending()
             for out in self.resampler.resample(None):
                 self.chunks.append(out.to_ndarray())
         except av.error.FFmpegError as exc:  # pragma: no cover - flushing a valid graph does not fail
