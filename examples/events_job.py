@@ -588,36 +588,22 @@ def avvp(args, out: Path, data: dict, backbones: dict) -> dict:
 def llp_segment_f1(audio_probs, visual_probs, audio_frame_probs, visual_frame_probs, audio_labels, visual_labels,
                    num_classes: int = 10) -> dict:
     """Segment-level F1 of AVVP as the LLP evaluation computes it: a class is predicted in a segment when its clip-level
-    probability and its segment probability of that modality are both >= 0.5; audio-visual = audio AND visual. Per
-    clip, F1 is taken over (class, segment) cells of every class present in the prediction or the truth (1.0 for a
-    clip with neither), then averaged over clips. `*_labels` are `[clips, segments]` class ids, >= num_classes: none.
-    """
+    probability and its segment probability of that modality are both >= 0.5 (audio-visual = audio AND visual),
+    scored by the shared `hf_av.metrics.functional.avvp_segment_f1`. `*_labels` are `[clips, segments]` class ids,
+    >= num_classes: none."""
+    from hf_av.metrics.functional import avvp_segment_f1
 
     def one_hot(labels):
         hot = torch.zeros(*labels.shape, num_classes + 1)
         hot.scatter_(-1, labels.clamp(max=num_classes).unsqueeze(-1), 1.0)
-        return hot[..., :num_classes].bool()  # [clips, segments, classes]
+        return hot[..., :num_classes]  # [clips, segments, classes]
 
-    predicted_audio = (audio_frame_probs >= 0.5) & (audio_probs >= 0.5).unsqueeze(1)
-    predicted_visual = (visual_frame_probs >= 0.5) & (visual_probs >= 0.5).unsqueeze(1)
-    truth_audio, truth_visual = one_hot(audio_labels), one_hot(visual_labels)
-    pairs = {"audio": (predicted_audio, truth_audio), "visual": (predicted_visual, truth_visual),
-             "audio-visual": (predicted_audio & predicted_visual, truth_audio & truth_visual)}
-    scores = {}
-    for name, (predicted, truth) in pairs.items():
-        per_clip = []
-        for p, t in zip(predicted, truth):
-            true_positive = (p & t).sum(0).float()
-            false_negative = (~p & t).sum(0).float()
-            false_positive = (p & ~t).sum(0).float()
-            present = (true_positive + false_positive + false_negative) > 0
-            if present.any():
-                f1 = 2 * true_positive / (2 * true_positive + false_negative + false_positive).clamp(min=1)
-                per_clip.append(float(f1[present].mean()))
-            else:
-                per_clip.append(1.0)
-        scores[f"segment_f1_{name}"] = float(np.mean(per_clip))
-    return scores
+    predicted_audio = ((audio_frame_probs >= 0.5) & (audio_probs >= 0.5).unsqueeze(1)).float()
+    predicted_visual = ((visual_frame_probs >= 0.5) & (visual_probs >= 0.5).unsqueeze(1)).float()
+    scores = avvp_segment_f1(predicted_audio, predicted_visual, one_hot(audio_labels), one_hot(visual_labels))
+    return {"segment_f1_audio": scores["audio"], "segment_f1_visual": scores["visual"],
+            "segment_f1_audio-visual": scores["audio_visual"], "segment_f1_type_average": scores["type_average"],
+            "segment_f1_event": scores["event_average"]}
 
 
 # ------------------------------------------------------------------------------------------------ outputs

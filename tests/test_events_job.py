@@ -67,7 +67,7 @@ def test_llp_segment_f1_counts_cells_per_clip_as_the_llp_evaluation():
     assert gated["segment_f1_audio"] == pytest.approx(0.0)
     nothing = job.llp_segment_f1(clip_probs * 0, clip_probs * 0, frames, frames, torch.full((1, 4), 3),
                                  torch.full((1, 4), 3), num_classes=3)
-    assert nothing == {"segment_f1_audio": 1.0, "segment_f1_visual": 1.0, "segment_f1_audio-visual": 1.0}
+    assert all(value == 1.0 for value in nothing.values())
 
 
 def test_lavish_processor_covers_the_whole_segment():
