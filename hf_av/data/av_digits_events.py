@@ -21,11 +21,12 @@ events; ``CLASS_NAMES`` names them):
 * ``weak_labels``: per clip the sorted digits heard or seen anywhere (AVVP's video-level training labels).
 
 Event statistics (``EVENT_PROFILE``, part of the build hash): 0, 1 or 2 events per clip (10 / 50 / 40 %) of
-2-6 segments each, separated by at least one background segment, every clip keeping at least one background
-segment; the background between and around events comes in runs of 1-3 segments of one kind each (the four
-kinds equally likely, ``visual`` over babble half of the time). Next to an event, a background run repeats the
-event's digit in one modality half of the time (the digit still heard after it left the screen, or still shown
-after it was said), so that a boundary can only be found by looking at both modalities.
+2-6 segments each, all of one digit (AVE: one event category per video; version 1 drew each event's digit),
+separated by at least one background segment, every clip keeping at least one background segment; the background
+between and around events comes in runs of 1-3 segments of one kind each (the four kinds equally likely,
+``visual`` over babble half of the time). Next to an event, a background run repeats the event's digit in one
+modality half of the time (the digit still heard after it left the screen, or still shown after it was said), so that
+a boundary can only be found by looking at both modalities.
 
 Guarantees as AV-Digits: test clips use held-out voices AND held-out MNIST images (``split_voices``,
 ``image_split``); everything is a function of ``seed``; the build is cached under the AV-Digits cache root
@@ -85,7 +86,7 @@ __all__ = [
     "sample_layout",
 ]
 
-AV_DIGITS_EVENTS_VERSION = "1"  # bump on any change to what the generator writes (it keys the cache folder)
+AV_DIGITS_EVENTS_VERSION = "2"  # bump on any change to what the generator writes (it keys the cache folder)
 BACKGROUND = 10  # the background class id: last, after the ten digits (AVE's convention)
 CLASS_NAMES = DIGIT_WORDS + ("background",)
 SEGMENT_KINDS = ("event", "silence", "audio", "visual", "visual+babble", "mismatch")
@@ -93,6 +94,9 @@ SEGMENT_KINDS = ("event", "silence", "audio", "visual", "visual+babble", "mismat
 EVENT_PROFILE = {
     "num_events_probabilities": [0.1, 0.5, 0.4],  # P(0), P(1), P(2) events per clip
     "event_length": [2, 6],  # segments, inclusive
+    # AVE: every video holds one event category, however many times it occurs; the supervised AVE heads (DG-SCT's
+    # CMBS) predict one class per clip. False draws each event's digit on its own.
+    "one_digit_per_clip": True,
     "background_run_length": [1, 3],  # segments, inclusive
     "background_kinds": {"silence": 0.25, "audio": 0.25, "visual": 0.25, "mismatch": 0.25},
     "babble_probability": 0.5,  # share of `visual` runs shown over babble
@@ -154,6 +158,8 @@ def sample_layout(rng: np.random.Generator, num_segments: int = 10, profile: Opt
         if sum(lengths) + max(num_events - 1, 0) <= num_segments - 1:
             break
     digits = [int(v) for v in rng.integers(0, 10, size=num_events)]
+    if profile.get("one_digit_per_clip", False):
+        digits = digits[:1] * num_events
     spare = num_segments - sum(lengths) - max(num_events - 1, 0)
     cuts = np.sort(rng.integers(0, spare + 1, size=num_events))
     gaps = np.diff(np.concatenate([[0], cuts, [spare]])).astype(int)
