@@ -587,8 +587,8 @@ def _resize(frame: np.ndarray, size) -> np.ndarray:
 class DgSctSegmentationDecoder(_TaskDecoder):
     """AVSBench S4 / MS3 rows -> `input_values` (5 segments, each tiled), `pixel_values` (S4 `<name>_1..5.png`, MS3
     `<name>.mp4_1..5.png`), `labels`: the binary ground-truth masks at the model's `mask_size` (S4 train: the first
-    frame's `[S, S]`; S4 val/test and every MS3 split: the five frames' `[5, S, S]`). Masks of another size are resized with nearest-neighbour sampling (AVSBench's are 224 x
-    224, the release model's output size)."""
+    frame's `[S, S]`; S4 val/test and every MS3 split: the five frames' `[5, S, S]`). Masks of another size are
+    resized with nearest-neighbour sampling (AVSBench's are 224 x 224, the release model's output size)."""
 
     def __init__(self, processor, mask_size: int, wave_sampling_rate: int | None = None):
         super().__init__(processor, wave_sampling_rate or processor.feature_extractor.sampling_rate)

@@ -2,7 +2,8 @@
 question answering (MUSIC-AVQA) and segmentation (AVSBench S4 or MS3).
 
 `--train_manifest` / `--eval_manifest` name the original annotation file (`AVVP_train.csv`, `avqa-train.json`,
-`s4_meta_data.csv` / `ms3_meta_data.csv`), `--media_root` the dataset folder when it is not the default of `hf_av.data.dg_sct_tasks`.
+`s4_meta_data.csv` / `ms3_meta_data.csv`), `--media_root` the dataset folder when it is not the default of
+`hf_av.data.dg_sct_tasks`.
 `build_layout_trainer` builds model, processor, streams (through the readers and decoders of
 `hf_av.data.dg_sct_tasks`, with the run's decode-error policy) and the same `AudioVisualTrainer` as every other task;
 `evaluate_layout` computes the task's metrics after training (LLP segment-level F-scores, AVQA accuracy, AVSBench

@@ -1,7 +1,7 @@
 """`hf-av train --task video-parsing | question-answering | segmentation` on tiny datasets in the original layouts
-(LLP, MUSIC-AVQA, AVSBench S4 and MS3; `hf_av.data.dg_sct_tasks`): three steps through the shared Trainer entry point lower
-the task loss of the model on its training clips (issue 17's training proof), the run evaluates the task's metrics and
-saves a folder that the Auto classes load."""
+(LLP, MUSIC-AVQA, AVSBench S4 and MS3; `hf_av.data.dg_sct_tasks`): three steps through the shared Trainer entry
+point lower the task loss of the model on its training clips (issue 17's training proof), the run evaluates the
+task's metrics and saves a folder that the Auto classes load."""
 
 import json
 
