@@ -32,7 +32,9 @@ from hf_av.errors import CheckpointConversionError  # noqa: E402
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkpoint", required=True, help="original AVE state dict (.pt/.pth, plain torch.save)")
+    parser.add_argument("--checkpoint", required=True,
+                        help="the original state dict of the --task model (AVE, AVVP, AVQA, AVS S4/MS3; .pt/.pth, "
+                             "plain torch.save)")
     parser.add_argument("--output-dir", required=True, help="folder to write (replaced atomically)")
     parser.add_argument("--original-config", default=None,
                         help="JSON with the original settings (opt/swin/htsat/heads)")

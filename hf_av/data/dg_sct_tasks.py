@@ -42,6 +42,21 @@ dataset folder, by default the folder the reader names below):
 
   (DG-SCT's loader reads the same sound from a pickled `wave/<split>/<category>/AVS.npy` dict; pickles are not
   loaded here, so the reader takes AVSBench's own wav, decoded mono at the processor's rate.)
+
+* **AVSBench MS3** (`AVS/avs_scripts/avs_ms3/dataloader.py`, `config.py`), dataset folder = the metadata file's folder
+  (`Multi-sources/`)::
+
+      ms3_meta_data.csv                                    comma-separated, header; first column the video name, a
+                                                          `split` column (train/val/test)
+      ms3_data/visual_frames/<name>/<name>.mp4_1.png .. _5.png   five frames (no split or category folder)
+      ms3_data/gt_masks/<split>/<name>/<name>_1.png .. _5.png    palette ('P') masks for all five frames in every
+                                                                split, train included
+      ms3_data/audio_wav/<split>/<name>.wav                      the 5-s sound
+
+  The original reads a mask with `mode='P'` and `ToTensor`, i.e. palette index / 255 (1 for AVSBench's index-255
+  foreground); the decoder takes every non-zero index as foreground, so the targets stay binary.
+  `read_avsbench_annotations` picks S4 or MS3 from the metadata file's name (`s4_*` / `ms3_*`), else from the data
+  folder beside it (`s4_data/` / `ms3_data/`), or takes `setting=` explicitly.
 """
 
 from __future__ import annotations
@@ -69,11 +84,14 @@ __all__ = [
     "DgSctSegmentationDecoder",
     "DgSctTaskCollator",
     "DgSctVideoParsingDecoder",
+    "read_avsbench_annotations",
+    "read_avsbench_ms3_annotations",
     "read_avsbench_s4_annotations",
     "read_llp_annotations",
     "read_music_avqa_annotations",
     "music_avqa_vocabularies",
     "stream_task_rows",
+    "write_synthetic_avsbench_ms3",
     "write_synthetic_avsbench_s4",
     "write_synthetic_llp",
     "write_synthetic_music_avqa",
@@ -349,6 +367,75 @@ def read_avsbench_s4_annotations(annotation_file, media_root=None, *, split: str
     return result
 
 
+def read_avsbench_ms3_annotations(annotation_file, media_root=None, *, split: str = "train") -> list[dict]:
+    """Rows of AVSBench's `ms3_meta_data.csv` for one `split`: five masks per clip in every split (the MS3 loss
+    trains on all five frames). The video name is the first column, the split the `split` column."""
+    path = Path(annotation_file)
+    root = Path(media_root) if media_root is not None else path.parent
+    header, rows = _read_table(path, ",")
+    if "split" not in header or len(header) < 2:
+        raise AnnotationError(
+            f"{_where(path, 1)}: header {header}; ms3_meta_data.csv has the video name first and a `split` column"
+        )
+    split_column = header.index("split")
+    data = root / "ms3_data"
+    result = []
+    for line, cells in rows:
+        if len(cells) != len(header):
+            raise AnnotationError(
+                f"{_where(path, line)}: {len(cells)} comma-separated fields, the header has {len(header)}: {cells}"
+            )
+        if cells[split_column] != split:
+            continue
+        name = cells[0]
+        if not name:
+            raise AnnotationError(f"{_where(path, line)}: empty video name: {cells}")
+        example = {
+            "name": name,
+            "frames_dir": str(data / "visual_frames" / name),
+            "frame_pattern": "{name}.mp4_{index}.png",
+            "masks_dir": str(data / "gt_masks" / split / name),
+            "mask_mode": "P",
+            "wave": str(data / "audio_wav" / split / f"{name}.wav"),
+            "num_masks": 5,
+        }
+        result.append(_row(name, example))
+    if not result:
+        splits = sorted({cells[split_column] for _, cells in rows})
+        raise AnnotationError(f"{path} has no clip of split {split!r} (splits present: {splits})")
+    return result
+
+
+AVSBENCH_SETTINGS = {"s4": read_avsbench_s4_annotations, "ms3": read_avsbench_ms3_annotations}
+
+
+def avsbench_setting(annotation_file, media_root=None) -> str:
+    """`"s4"` or `"ms3"`: from the metadata file's name (`s4_meta_data.csv` / `ms3_meta_data.csv`), else from the
+    data folder beside it (`s4_data/` / `ms3_data/`)."""
+    path = Path(annotation_file)
+    for setting in AVSBENCH_SETTINGS:
+        if path.name.lower().startswith(f"{setting}_"):
+            return setting
+    root = Path(media_root) if media_root is not None else path.parent
+    found = [setting for setting in AVSBENCH_SETTINGS if (root / f"{setting}_data").is_dir()]
+    if len(found) == 1:
+        return found[0]
+    raise AnnotationError(
+        f"{path}: cannot tell AVSBench S4 from MS3 (expected a file named s4_*/ms3_* or exactly one of s4_data/, "
+        f"ms3_data/ in {root}, found {found or 'neither'}); pass the setting explicitly"
+    )
+
+
+def read_avsbench_annotations(annotation_file, media_root=None, *, split: str = "train",
+                              setting: str | None = None) -> list[dict]:
+    """AVSBench rows of either layout: `setting` `"s4"` / `"ms3"`, or `None` to tell them apart by
+    `avsbench_setting`."""
+    setting = setting if setting is not None else avsbench_setting(annotation_file, media_root)
+    if setting not in AVSBENCH_SETTINGS:
+        raise ValueError(f"AVSBench setting must be one of {sorted(AVSBENCH_SETTINGS)}, got {setting!r}")
+    return AVSBENCH_SETTINGS[setting](annotation_file, media_root, split=split)
+
+
 # ------------------------------------------------------------------------------------------------ decoding
 def _frame_indices(count: int, num_segments: int) -> np.ndarray:
     """`np.linspace(1, count, num_segments, dtype=int)`: the original's 1-based frame choice."""
@@ -498,26 +585,29 @@ def _resize(frame: np.ndarray, size) -> np.ndarray:
 
 
 class DgSctSegmentationDecoder(_TaskDecoder):
-    """AVSBench S4 rows -> `input_values` (5 segments, each tiled), `pixel_values` (`<name>_1..5.png`), `labels`:
-    the binary ground-truth masks at the model's `mask_size` (train: the first frame's `[S, S]`; val/test: the five
-    frames' `[5, S, S]`). Masks of another size are resized with nearest-neighbour sampling (AVSBench's are 224 x
-    224, the release model's output size)."""
+    """AVSBench S4 / MS3 rows -> `input_values` (5 segments, each tiled), `pixel_values` (S4 `<name>_1..5.png`, MS3
+    `<name>.mp4_1..5.png`), `labels`: the binary ground-truth masks at the model's `mask_size` (S4 train: the first
+    frame's `[S, S]`; S4 val/test and every MS3 split: the five frames' `[5, S, S]`). Masks of another size are
+    resized with nearest-neighbour sampling (AVSBench's are 224 x 224, the release model's output size)."""
 
     def __init__(self, processor, mask_size: int, wave_sampling_rate: int | None = None):
         super().__init__(processor, wave_sampling_rate or processor.feature_extractor.sampling_rate)
         self.mask_size = int(mask_size)
 
-    def _mask(self, path: Path):
+    def _mask(self, path: Path, mode: str = "1"):
         import torch
         from PIL import Image
 
         if not path.is_file():
             raise FileNotFoundError(f"mask {path} does not exist")
         with Image.open(path) as image:
-            mask = image.convert("1")  # the original's mode='1' read
+            if mode == "P":  # MS3: the palette index, foreground = any non-zero index
+                mask = image if image.mode == "P" else image.convert("L")
+            else:
+                mask = image.convert("1")  # S4: the original's mode='1' read
             if mask.size != (self.mask_size, self.mask_size):
                 mask = mask.resize((self.mask_size, self.mask_size), Image.NEAREST)
-            return torch.from_numpy(np.asarray(mask, dtype=np.float32))
+            return torch.from_numpy((np.asarray(mask) != 0).astype(np.float32))
 
     def decode(self, example: dict) -> dict:
         import torch
@@ -525,13 +615,16 @@ class DgSctSegmentationDecoder(_TaskDecoder):
         from ..media import load_audio
 
         name, frames_dir, masks_dir = example["name"], Path(example["frames_dir"]), Path(example["masks_dir"])
-        frames = _load_frames([frames_dir / f"{name}_{index}.png" for index in range(1, self.num_segments + 1)])
+        pattern = example.get("frame_pattern", "{name}_{index}.png")
+        frames = _load_frames([frames_dir / pattern.format(name=name, index=index)
+                               for index in range(1, self.num_segments + 1)])
         wave_path = Path(example["wave"])
         if not wave_path.is_file():
             raise FileNotFoundError(f"wave {wave_path} does not exist")
         audio, rate = load_audio(str(wave_path), sampling_rate=self.wave_sampling_rate, audio_channels="mono")
         outputs = dict(self.processor(audio=audio[0], sampling_rate=rate, images=frames, return_tensors="pt"))
-        masks = torch.stack([self._mask(masks_dir / f"{name}_{index}.png")
+        mode = example.get("mask_mode", "1")
+        masks = torch.stack([self._mask(masks_dir / f"{name}_{index}.png", mode)
                              for index in range(1, int(example["num_masks"]) + 1)])
         outputs["labels"] = (masks[0] if int(example["num_masks"]) == 1 else masks)[None]
         return outputs
@@ -724,3 +817,41 @@ def write_synthetic_avsbench_s4(root, *, num_train: int = 4, num_eval: int = 2, 
         lines.append(f"{name},{index},{category},{split}")
     (root / "s4_meta_data.csv").write_text("\n".join(lines) + "\n")
     return {"train": root / "s4_meta_data.csv", "eval": root / "s4_meta_data.csv"}
+
+
+def write_synthetic_avsbench_ms3(root, *, num_train: int = 4, num_eval: int = 2, frame_size: int = 32,
+                                 seed: int = 0) -> dict[str, Path]:
+    """An AVSBench-MS3-layout folder (`ms3_meta_data.csv`, `ms3_data/visual_frames/<name>/<name>.mp4_{1..5}.png`,
+    `ms3_data/gt_masks/<split>/<name>/<name>_{1..5}.png`, `ms3_data/audio_wav/<split>/<name>.wav`): every clip shows
+    two bright squares of two sources moving over five frames and mixes their two tones; the masks (palette images,
+    index 255 = foreground, as AVSBench's) cover both squares, for all five frames in every split. Returns the
+    metadata file."""
+    from PIL import Image
+
+    root = Path(root)
+    data = root / "ms3_data"
+    lines = ["video_id,fold,split"]
+    rng = np.random.default_rng(seed)
+    side = frame_size // 4
+    for index in range(num_train + num_eval):
+        split = "train" if index < num_train else "val"
+        name = f"multi{index:03d}"
+        sources = (index % len(_COLOURS), (index + 1) % len(_COLOURS))
+        for frame in range(1, 6):
+            image = _frame((90, 90, 90), frame_size, seed + 10 * index + frame)
+            mask = np.zeros((frame_size, frame_size), np.uint8)
+            for source in sources:
+                top, left = (int(v) for v in rng.integers(0, frame_size - side, 2))
+                image[top:top + side, left:left + side] = _COLOURS[source]
+                mask[top:top + side, left:left + side] = 255
+            _save_image(image, data / "visual_frames" / name / f"{name}.mp4_{frame}.png")
+            palette = Image.fromarray(mask).convert("P")
+            palette.putpalette([value for level in range(256) for value in (level, level, level)])
+            path = data / "gt_masks" / split / name / f"{name}_{frame}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            palette.save(path)
+        wave = sum(_tone(350.0 * (source + 1), 5, 16000, seed + index) for source in sources) / 2
+        _write_pcm_wav(data / "audio_wav" / split / f"{name}.wav", wave, 16000)
+        lines.append(f"{name},{index % 5},{split}")
+    (root / "ms3_meta_data.csv").write_text("\n".join(lines) + "\n")
+    return {"train": root / "ms3_meta_data.csv", "eval": root / "ms3_meta_data.csv"}

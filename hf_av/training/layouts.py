@@ -1,8 +1,9 @@
 """Training tasks read from an original dataset layout instead of a manifest: DG-SCT's video parsing (LLP),
-question answering (MUSIC-AVQA) and segmentation (AVSBench S4).
+question answering (MUSIC-AVQA) and segmentation (AVSBench S4 or MS3).
 
 `--train_manifest` / `--eval_manifest` name the original annotation file (`AVVP_train.csv`, `avqa-train.json`,
-`s4_meta_data.csv`), `--media_root` the dataset folder when it is not the default of `hf_av.data.dg_sct_tasks`.
+`s4_meta_data.csv` / `ms3_meta_data.csv`), `--media_root` the dataset folder when it is not the default of
+`hf_av.data.dg_sct_tasks`.
 `build_layout_trainer` builds model, processor, streams (through the readers and decoders of
 `hf_av.data.dg_sct_tasks`, with the run's decode-error policy) and the same `AudioVisualTrainer` as every other task;
 `evaluate_layout` computes the task's metrics after training (LLP segment-level F-scores, AVQA accuracy, AVSBench
@@ -166,8 +167,10 @@ class QuestionAnsweringLayout:
 
 
 class SegmentationLayout:
-    """AVSBench S4 (`s4_meta_data.csv`): the train split's first-frame masks for training, the evaluated split's
-    five masks per clip for mIoU and F-score."""
+    """AVSBench S4 (`s4_meta_data.csv`: the train split's first-frame masks for training) or MS3
+    (`ms3_meta_data.csv`: all five masks in every split, for the MS3 model's five-frame loss); the evaluated split's
+    five masks per clip for mIoU and F-score. The layout comes from the metadata file (`read_avsbench_annotations`);
+    a model of the other `avs_setting` trains on the masks the layout gives, with a warning."""
 
     train_keys = ("input_values", "pixel_values", "labels")
     eval_keys = train_keys
@@ -187,9 +190,15 @@ class SegmentationLayout:
                                                                                            "width": size}))
 
     def read(self, path, job, config, *, train: bool, seed: int) -> list[dict]:
-        from hf_av.data.dg_sct_tasks import read_avsbench_s4_annotations
+        from hf_av.data.dg_sct_tasks import avsbench_setting, read_avsbench_annotations
 
-        return read_avsbench_s4_annotations(path, job.media_root, split="train" if train else job.eval_split)
+        setting = avsbench_setting(path, job.media_root)
+        model_setting = getattr(config, "avs_setting", setting)
+        if setting != model_setting:
+            logger.warning("%s is an AVSBench %s layout but the model is set up for %s (config.avs_setting)",
+                           path, setting.upper(), model_setting.upper())
+        return read_avsbench_annotations(path, job.media_root, split="train" if train else job.eval_split,
+                                         setting=setting)
 
     def decoder(self, processor, config):
         from hf_av.data.dg_sct_tasks import DgSctSegmentationDecoder

@@ -1,4 +1,4 @@
-"""Readers of the original LLP / MUSIC-AVQA / AVSBench-S4 layouts, their decoders and collator
+"""Readers of the original LLP / MUSIC-AVQA / AVSBench-S4 / AVSBench-MS3 layouts, their decoders and collator
 (`hf_av.data.dg_sct_tasks`): rows parsed from each annotation format, malformed lines named by file and line, model
 inputs of the expected shapes, and a missing media file skipped and reported by the stream's policy."""
 
@@ -17,10 +17,13 @@ from hf_av.data.dg_sct_tasks import (
     DgSctTaskCollator,
     DgSctVideoParsingDecoder,
     music_avqa_vocabularies,
+    read_avsbench_annotations,
+    read_avsbench_ms3_annotations,
     read_avsbench_s4_annotations,
     read_llp_annotations,
     read_music_avqa_annotations,
     stream_task_rows,
+    write_synthetic_avsbench_ms3,
     write_synthetic_avsbench_s4,
     write_synthetic_llp,
     write_synthetic_music_avqa,
@@ -248,6 +251,73 @@ def test_s4_decoder_masks_at_the_model_size(s4):
     assert tuple(np.asarray(val[0]["labels"]).shape) == (5, 32, 32)
     batch = DgSctTaskCollator(("input_values", "pixel_values", "labels"))(train)
     assert tuple(batch["labels"].shape) == (2, 16, 16)
+
+
+# ----------------------------------------------------------------------------------------------- AVSBench MS3
+@pytest.fixture(scope="module")
+def ms3(tmp_path_factory):
+    return write_synthetic_avsbench_ms3(tmp_path_factory.mktemp("ms3") / "Multi-sources", num_train=2, num_eval=1)
+
+
+def test_ms3_rows_have_five_masks_in_every_split(ms3):
+    train = [json.loads(row["example"]) for row in read_avsbench_ms3_annotations(ms3["train"], split="train")]
+    assert [e["name"] for e in train] == ["multi000", "multi001"] and {e["num_masks"] for e in train} == {5}
+    assert train[0]["frames_dir"].endswith("ms3_data/visual_frames/multi000")  # no split folder for frames
+    assert train[1]["masks_dir"].endswith("ms3_data/gt_masks/train/multi001")
+    assert train[0]["wave"].endswith("ms3_data/audio_wav/train/multi000.wav")
+    val = [json.loads(row["example"]) for row in read_avsbench_ms3_annotations(ms3["eval"], split="val")]
+    assert [(e["name"], e["num_masks"]) for e in val] == [("multi002", 5)]
+
+
+def test_avsbench_setting_comes_from_the_file_name_or_the_data_folder(ms3, s4, tmp_path):
+    assert json.loads(read_avsbench_annotations(ms3["train"])[0]["example"])["mask_mode"] == "P"
+    assert json.loads(read_avsbench_annotations(s4["train"])[0]["example"])["num_masks"] == 1
+    renamed = tmp_path / "meta.csv"  # a renamed metadata file: the data folder beside it decides
+    renamed.write_text(ms3["train"].read_text())
+    assert json.loads(read_avsbench_annotations(renamed, ms3["train"].parent)[0]["example"])["num_masks"] == 5
+    with pytest.raises(AnnotationError, match=r"meta.csv: cannot tell AVSBench S4 from MS3"):
+        read_avsbench_annotations(renamed)
+    assert len(read_avsbench_annotations(renamed, ms3["train"].parent, setting="ms3")) == 2
+    with pytest.raises(ValueError, match=r"setting must be one of \['ms3', 's4'\], got 's5'"):
+        read_avsbench_annotations(renamed, setting="s5")
+
+
+def test_ms3_malformed_line_names_the_file_and_line(tmp_path):
+    path = tmp_path / "ms3_meta_data.csv"
+    path.write_text("video_id,fold,split\nmulti0,0,train\nmulti1,train\n")
+    with pytest.raises(AnnotationError, match=r"ms3_meta_data.csv line 3: 2 comma-separated fields, the header has 3"):
+        read_avsbench_annotations(path)
+    path.write_text("video_id,fold\nmulti0,0\n")
+    with pytest.raises(AnnotationError, match=r"ms3_meta_data.csv line 1: header .*`split` column"):
+        read_avsbench_annotations(path)
+
+
+def test_ms3_decoder_gives_five_binary_masks_and_skips_a_missing_frame(ms3, tmp_path):
+    from PIL import Image
+
+    processor = DgSctSegmentationProcessor(_extractor(5), DgSctSegmentationImageProcessor(size={"height": 32,
+                                                                                                "width": 32}))
+    rows = read_avsbench_ms3_annotations(ms3["train"], split="train")
+    train = _examples(rows, DgSctSegmentationDecoder(processor, 16))
+    assert tuple(train[0]["pixel_values"].shape) == (5, 3, 32, 32)
+    masks = np.asarray(train[0]["labels"])
+    assert masks.shape == (5, 16, 16) and set(np.unique(masks)) == {0.0, 1.0}
+    # the palette index decides, not the colour: index 255 (any non-zero) is foreground
+    example = json.loads(rows[0]["example"])
+    mask_file = f"{example['masks_dir']}/multi000_1.png"
+    with Image.open(mask_file) as image:
+        assert image.mode == "P"
+        expected = np.asarray(image) != 0
+    full = _examples(rows[:1], DgSctSegmentationDecoder(processor, 32))
+    np.testing.assert_array_equal(np.asarray(full[0]["labels"])[0], expected.astype(np.float32))
+    assert tuple(DgSctTaskCollator(("labels",))(train)["labels"].shape) == (2, 5, 16, 16)
+
+    # a missing frame: the clip is skipped and named by the stream's policy
+    broken = dict(example, frames_dir=str(tmp_path / "nowhere"))
+    policy = DecodeErrorPolicy(max_fraction=None)
+    rows = [{"sample_id": "multi000", "example": json.dumps(broken)}, rows[1]]
+    decoded = list(stream_task_rows(rows, DgSctSegmentationDecoder(processor, 16), error_policy=policy))
+    assert len(decoded) == 1 and "multi000.mp4_1.png does not exist" in policy.failures[0]["error"]
 
 
 def test_collator_names_a_key_only_some_examples_have():

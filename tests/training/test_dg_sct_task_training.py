@@ -1,7 +1,7 @@
 """`hf-av train --task video-parsing | question-answering | segmentation` on tiny datasets in the original layouts
-(LLP, MUSIC-AVQA, AVSBench S4; `hf_av.data.dg_sct_tasks`): three steps through the shared Trainer entry point lower
-the task loss of the model on its training clips (issue 17's training proof), the run evaluates the task's metrics and
-saves a folder that the Auto classes load."""
+(LLP, MUSIC-AVQA, AVSBench S4 and MS3; `hf_av.data.dg_sct_tasks`): three steps through the shared Trainer entry
+point lower the task loss of the model on its training clips (issue 17's training proof), the run evaluates the
+task's metrics and saves a folder that the Auto classes load."""
 
 import json
 
@@ -13,6 +13,7 @@ import hf_av  # noqa: F401  (registers the families)
 from hf_av.data.dg_sct_tasks import (
     DgSctTaskCollator,
     stream_task_rows,
+    write_synthetic_avsbench_ms3,
     write_synthetic_avsbench_s4,
     write_synthetic_llp,
     write_synthetic_music_avqa,
@@ -43,10 +44,13 @@ TASKS = {
                                     "fusion_stages": [0, 1, 2], "audio_feature_size": 8,
                                     "temporal_visual_fc_dim": 4, "mask_head_sizes": [4, 4]}),
 }
+# MS3: the same head with `avs_setting="ms3"` (five-frame mask loss + audio-visual matching loss)
+TASKS["segmentation-ms3"] = ("dg-sct-avs", {**TASKS["segmentation"][1], "avs_setting": "ms3"})
 WRITERS = {
     "video-parsing": lambda root: write_synthetic_llp(root / "AVVP", num_train=4, num_eval=2, num_segments=3),
     "question-answering": lambda root: write_synthetic_music_avqa(root / "AVQA", num_videos=2, num_segments=3),
     "segmentation": lambda root: write_synthetic_avsbench_s4(root / "Single-source", num_train=4, num_eval=2),
+    "segmentation-ms3": lambda root: write_synthetic_avsbench_ms3(root / "Multi-sources", num_train=4, num_eval=2),
 }
 METRICS = {
     "video-parsing": {"segment_f1_audio", "segment_f1_visual", "segment_f1_audio_visual", "segment_f1_type_average",
@@ -54,8 +58,14 @@ METRICS = {
     "question-answering": {"accuracy", "num_questions"},
     "segmentation": {"mIoU", "F_score", "num_clips"},
 }
+METRICS["segmentation-ms3"] = METRICS["segmentation"]
 HEADS = {"video-parsing": "DgSctForAudioVisualVideoParsing", "question-answering": "DgSctForAudioVisualQuestionAnswering",
-         "segmentation": "DgSctForAudioVisualSegmentation"}
+         "segmentation": "DgSctForAudioVisualSegmentation", "segmentation-ms3": "DgSctForAudioVisualSegmentation"}
+
+
+def _task(case):
+    """The `--task` of a test case (`segmentation-ms3` runs `segmentation` on the MS3 layout)."""
+    return case.split("-ms3")[0]
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -66,10 +76,10 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def _flags(task, files, out):
-    model_type, head = TASKS[task]
+def _flags(case, files, out):
+    model_type, head = TASKS[case]
     return [
-        "--task", task, "--train_manifest", str(files["train"]), "--eval_manifest", str(files["eval"]),
+        "--task", _task(case), "--train_manifest", str(files["train"]), "--eval_manifest", str(files["eval"]),
         "--model_type", model_type, "--config_overrides", json.dumps({**BACKBONE, **head}),
         "--output_dir", str(out), "--max_steps", "3", "--per_device_train_batch_size", "2",
         "--learning_rate", "1e-2", "--logging_steps", "1", "--save_strategy", "no", "--report_to", "none",
@@ -77,11 +87,11 @@ def _flags(task, files, out):
     ]
 
 
-def _training_loss(model, task, files, job):
+def _training_loss(model, case, files, job):
     """The training objective over all the training clips in one batch: train mode (HTS-AT's input BatchNorm
     normalises with the batch's statistics while training; its running statistics, which eval mode would use, drift
     during the steps as in the original), with the same dropout masks for both models (fixed seed)."""
-    layout = LAYOUTS[task]
+    layout = LAYOUTS[_task(case)]
     processor = AutoProcessor.from_pretrained(job["output_dir"])
     rows = layout.read(files["train"], AudioVisualJobArguments(**job["arguments"]), model.config, train=True, seed=0)
     examples = list(stream_task_rows(rows, layout.decoder(processor, model.config)))
@@ -94,6 +104,7 @@ def _training_loss(model, task, files, job):
 
 @pytest.mark.parametrize("task", sorted(TASKS))
 def test_hf_av_train_lowers_the_task_loss_evaluates_and_saves(task, tmp_path, capsys):
+    """`task` is a test case: a task name, or `segmentation-ms3` (the segmentation task on the MS3 layout)."""
     files = WRITERS[task](tmp_path / "data")
     out = tmp_path / "run"
     flags = _flags(task, files, out)
@@ -117,7 +128,14 @@ def test_hf_av_train_lowers_the_task_loss_evaluates_and_saves(task, tmp_path, ca
         args=[*flags[:flags.index("--output_dir") + 1], str(tmp_path / "initial"),
               *flags[flags.index("--output_dir") + 2:]])
     initial, _ = build_trainer(job, training_args)
-    arguments = {"task": task, "train_manifest": str(files["train"]), "model_type": TASKS[task][0]}
+    if task == "segmentation-ms3":
+        assert trained.config.avs_setting == "ms3"
+        examples = list(stream_task_rows(LAYOUTS["segmentation"].read(files["train"], job, trained.config, train=True,
+                                                                       seed=0),
+                                         LAYOUTS["segmentation"].decoder(AutoProcessor.from_pretrained(out),
+                                                                         trained.config)))
+        assert tuple(examples[0]["labels"].shape)[0] == 5  # the MS3 loss trains on all five masks
+    arguments = {"task": _task(task), "train_manifest": str(files["train"]), "model_type": TASKS[task][0]}
     context = {"output_dir": str(out), "arguments": arguments}
     before = _training_loss(initial.model, task, files, context)
     after = _training_loss(trained, task, files, context)
