@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..features.frames import middle_frame_index, opencv_seek_frame_indices
-from ..features.kaldi import kaldi_fbank_padded
+from ..features.kaldi import kaldi_fbank_padded, thread_independent_mean
 from .base import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -98,7 +98,7 @@ class CavMaeFeatureExtractor(WaveformFeatureExtractor):
             if self.channel >= waveform.shape[0]:
                 raise ValueError(f"audio[{index}] has {waveform.shape[0]} channel(s); channel={self.channel} requested.")
             signal = waveform[self.channel]
-            signals.append(signal - signal.mean() if self.subtract_waveform_mean else signal)
+            signals.append(signal - thread_independent_mean(signal) if self.subtract_waveform_mean else signal)
         # SpecAugment masks with zeros before the normalisation; without it the fbank pass normalises directly.
         augment = training and bool(self.frequency_mask or self.time_mask)
         normalize_in_pass = self.do_normalize and not augment

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from transformers.utils import logging
 
-from ..features.kaldi import kaldi_fbank_padded
+from ..features.kaldi import kaldi_fbank_padded, thread_independent_mean
 from .base import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -109,7 +109,7 @@ class LavishFeatureExtractor(WaveformFeatureExtractor):
                     f"audio[{index}] is too short: {waveform.shape[-1]} samples, need at least one "
                     f"{self.frame_length} ms window ({min_samples} samples)."
                 )
-            waveform = waveform - waveform.mean()  # over all channels, as the original
+            waveform = waveform - thread_independent_mean(waveform)  # over all channels, as the original
             if waveform.shape[-1] < span:
                 logger.warning(
                     f"audio[{index}] is {waveform.shape[-1] / self.sampling_rate:.2f} s long; zero-padding to "

@@ -113,3 +113,22 @@ def test_tiled_log_mel_equals_tiling_first(length, repeats, top_db, stft):
                    top_db=top_db, stft=stft)
     tiled_first = log_mel_spectrogram(segments.repeat(1, 1, repeats), **options)
     assert torch.equal(log_mel_spectrogram(segments, tile_repeats=repeats, **options), tiled_first)
+
+
+def test_feature_extractors_do_not_depend_on_the_thread_count():
+    """A 10-s clip gives the same features with 1 and 2 torch threads (the waveform mean was a float32 sum split
+    over threads, which moved LAVisH fbank values by 2e-5)."""
+    generator = torch.Generator().manual_seed(0)
+    waves = [torch.randn(160000, generator=generator) * 0.1 for _ in range(2)]
+    previous = torch.get_num_threads()
+    try:
+        for extractor in (CavMaeFeatureExtractor(), LavishFeatureExtractor(), DgSctFeatureExtractor()):
+            rate = extractor.sampling_rate
+            signals = [torch.randn(rate * 10, generator=generator) * 0.1 for _ in range(2)] if rate != 16000 else waves
+            outputs = []
+            for threads in (1, 2):
+                torch.set_num_threads(threads)
+                outputs.append(extractor(signals, sampling_rate=rate, return_tensors="pt")["input_values"])
+            assert torch.equal(outputs[0], outputs[1]), type(extractor).__name__
+    finally:
+        torch.set_num_threads(previous)
