@@ -325,7 +325,28 @@ def read_music_avqa_annotations(
     return result
 
 
-# ------------------------------------------------------------------------------------------------ AVSBench S4
+# ------------------------------------------------------------------------------------------------ AVSBench
+def _read_avsbench_rows(path: Path, split: str, needed: str, required_columns: int, example_for) -> list[dict]:
+    """Rows of an AVSBench metadata csv for one `split`; `example_for(cells, line)` builds each example."""
+    header, rows = _read_table(path, ",")
+    if "split" not in header or len(header) < required_columns:
+        raise AnnotationError(f"{_where(path, 1)}: header {header}; {path.name} has {needed}")
+    split_column = header.index("split")
+    result = []
+    for line, cells in rows:
+        if len(cells) != len(header):
+            raise AnnotationError(
+                f"{_where(path, line)}: {len(cells)} comma-separated fields, the header has {len(header)}: {cells}"
+            )
+        if cells[split_column] == split:
+            example = example_for(cells, line)
+            result.append(_row(example["name"], example))
+    if not result:
+        splits = sorted({cells[split_column] for _, cells in rows})
+        raise AnnotationError(f"{path} has no clip of split {split!r} (splits present: {splits})")
+    return result
+
+
 def read_avsbench_s4_annotations(annotation_file, media_root=None, *, split: str = "train") -> list[dict]:
     """Rows of AVSBench's `s4_meta_data.csv` for one `split` (train: the first frame's mask; val/test: all five).
 
@@ -333,64 +354,35 @@ def read_avsbench_s4_annotations(annotation_file, media_root=None, *, split: str
     `split` column.
     """
     path = Path(annotation_file)
-    root = Path(media_root) if media_root is not None else path.parent
-    header, rows = _read_table(path, ",")
-    if "split" not in header or len(header) < 3:
-        raise AnnotationError(
-            f"{_where(path, 1)}: header {header}; s4_meta_data.csv has the video name first, the category third and "
-            "a `split` column"
-        )
-    split_column = header.index("split")
-    data = root / "s4_data"
-    result = []
-    for line, cells in rows:
-        if len(cells) != len(header):
-            raise AnnotationError(
-                f"{_where(path, line)}: {len(cells)} comma-separated fields, the header has {len(header)}: {cells}"
-            )
-        if cells[split_column] != split:
-            continue
+    data = (Path(media_root) if media_root is not None else path.parent) / "s4_data"
+
+    def example_for(cells, line):
         name, category = cells[0], cells[2]
         if not name or not category:
             raise AnnotationError(f"{_where(path, line)}: empty video name or category: {cells}")
-        example = {
+        return {
             "name": name,
             "frames_dir": str(data / "visual_frames" / split / category / name),
             "masks_dir": str(data / "gt_masks" / split / category / name),
             "wave": str(data / "audio_wav" / split / category / f"{name}.wav"),
             "num_masks": 1 if split == "train" else 5,
         }
-        result.append(_row(name, example))
-    if not result:
-        splits = sorted({cells[split_column] for _, cells in rows})
-        raise AnnotationError(f"{path} has no clip of split {split!r} (splits present: {splits})")
-    return result
+
+    return _read_avsbench_rows(path, split, "the video name first, the category third and a `split` column", 3,
+                               example_for)
 
 
 def read_avsbench_ms3_annotations(annotation_file, media_root=None, *, split: str = "train") -> list[dict]:
     """Rows of AVSBench's `ms3_meta_data.csv` for one `split`: five masks per clip in every split (the MS3 loss
     trains on all five frames). The video name is the first column, the split the `split` column."""
     path = Path(annotation_file)
-    root = Path(media_root) if media_root is not None else path.parent
-    header, rows = _read_table(path, ",")
-    if "split" not in header or len(header) < 2:
-        raise AnnotationError(
-            f"{_where(path, 1)}: header {header}; ms3_meta_data.csv has the video name first and a `split` column"
-        )
-    split_column = header.index("split")
-    data = root / "ms3_data"
-    result = []
-    for line, cells in rows:
-        if len(cells) != len(header):
-            raise AnnotationError(
-                f"{_where(path, line)}: {len(cells)} comma-separated fields, the header has {len(header)}: {cells}"
-            )
-        if cells[split_column] != split:
-            continue
+    data = (Path(media_root) if media_root is not None else path.parent) / "ms3_data"
+
+    def example_for(cells, line):
         name = cells[0]
         if not name:
             raise AnnotationError(f"{_where(path, line)}: empty video name: {cells}")
-        example = {
+        return {
             "name": name,
             "frames_dir": str(data / "visual_frames" / name),
             "frame_pattern": "{name}.mp4_{index}.png",
@@ -399,11 +391,8 @@ def read_avsbench_ms3_annotations(annotation_file, media_root=None, *, split: st
             "wave": str(data / "audio_wav" / split / f"{name}.wav"),
             "num_masks": 5,
         }
-        result.append(_row(name, example))
-    if not result:
-        splits = sorted({cells[split_column] for _, cells in rows})
-        raise AnnotationError(f"{path} has no clip of split {split!r} (splits present: {splits})")
-    return result
+
+    return _read_avsbench_rows(path, split, "the video name first and a `split` column", 2, example_for)
 
 
 AVSBENCH_SETTINGS = {"s4": read_avsbench_s4_annotations, "ms3": read_avsbench_ms3_annotations}
