@@ -26,11 +26,14 @@ import argparse
 import csv
 import json
 import logging
+import os
 import shutil
 import sys
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -77,8 +80,9 @@ def parse_args(argv=None):
     parser.add_argument("--max-steps", type=int, default=0,
                         help="caps every training run at this many steps (smoke runs); 0: the epochs decide")
     parser.add_argument("--save-steps", type=int, default=50, help="Trainer checkpoint interval (for resume)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (1 on a shared machine; 2 when the two cores are free)")
+    parser.add_argument("--lanes", type=int, default=min(2, os.cpu_count() or 1),
+                        help="stages run side by side, each in its own process (default: 2, or 1 on a 1-core machine)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of each lane")
     parser.add_argument("--workers", type=int, default=2, help="processes building and decoding clips")
     parser.add_argument("--no-avvp", dest="avvp", action="store_false", help="skip the AVVP row")
     parser.add_argument("--quick", action="store_true", help="a smoke run: a handful of clips, a few steps each")
@@ -92,35 +96,127 @@ def parse_args(argv=None):
 
 
 # ------------------------------------------------------------------------------------------------ bookkeeping
-class Stages:
-    """Numbered stage headers with elapsed time, and each stage's result stored as JSON so a rerun skips it."""
+@dataclass
+class Stage:
+    """One stage of the job: `call(results)` gives the function and its arguments once the stages named in `after`
+    are done (their results in `results`); the function runs in a worker process of its lane."""
 
-    def __init__(self, out: Path, total: int):
+    name: str
+    title: str
+    call: Callable[[dict], tuple]
+    after: tuple[str, ...] = ()
+
+
+class Stages:
+    """Runs the job's stages on `lanes` worker processes (one torch thread each by default), each stage as soon as
+    the stages it needs are done, in the listed order of priority. Each stage's result is stored as JSON, so a rerun
+    skips it; a stage that fails (or the simulated crash) stops new stages, lets the running ones finish and keep
+    their results, then raises. Every stage is seeded on its own, so the lanes do not change any result."""
+
+    def __init__(self, out: Path, lanes: int, threads: int):
         self.dir = out / "stages"
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.total, self.index, self.start = total, 0, time.perf_counter()
+        self.lanes, self.threads, self.start = max(1, lanes), threads, time.perf_counter()
         self.seconds: dict[str, float] = {}
 
-    def run(self, name: str, title: str, function, *args, **kwargs):
-        self.index += 1
+    def stored(self, name: str):
         path = self.dir / f"{name}.json"
-        if path.is_file():
-            print(f"\n[{self.index}/{self.total}] {title}: done before, skipped ({path})", flush=True)
-            result = json.loads(path.read_text())
-            self.seconds[name] = result.get("_seconds", 0.0)
-            return result
-        print(f"\n[{self.index}/{self.total}] {title}  (t = {self.elapsed():.0f} s)", flush=True)
-        started = time.perf_counter()
-        result = function(*args, **kwargs)
-        result["_seconds"] = round(time.perf_counter() - started, 1)
-        self.seconds[name] = result["_seconds"]
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def _store(self, name: str, result: dict) -> dict:
+        self.seconds[name] = result.get("_seconds", 0.0)
+        path = self.dir / f"{name}.json"
         temporary = path.with_suffix(".tmp")
         temporary.write_text(json.dumps(result, indent=2, default=str))
         temporary.replace(path)  # a crash while writing leaves no half result behind
         return result
 
+    def run_all(self, stages: list[Stage], results: dict) -> dict:
+        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+        import multiprocessing
+
+        total = len(stages)
+        numbers = {stage.name: i + 1 for i, stage in enumerate(stages)}
+        pending = []
+        for stage in stages:
+            stored = self.stored(stage.name)
+            if stored is None:
+                pending.append(stage)
+                continue
+            print(f"[{numbers[stage.name]}/{total}] {stage.title}: done before, skipped", flush=True)
+            self.seconds[stage.name] = stored.get("_seconds", 0.0)
+            results[stage.name] = stored
+        if not pending:
+            return results
+        # spawn: a clean interpreter per lane (torch's thread pools do not survive a fork well); the children import
+        # this file by the parent's sys.path
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        context = multiprocessing.get_context("spawn")
+        running, free_lanes, failure = {}, list(range(self.lanes)), None
+        with ProcessPoolExecutor(max_workers=self.lanes, mp_context=context) as pool:
+            while pending or running:
+                ready = [s for s in pending if all(d in results for d in s.after)] if failure is None else []
+                for stage in ready[: len(free_lanes)]:
+                    lane = free_lanes.pop(0)
+                    function, arguments = stage.call(results)
+                    print(f"[{numbers[stage.name]}/{total}] {stage.title}  (t = {self.elapsed():.0f} s, lane "
+                          f"{lane + 1} of {self.lanes})", flush=True)
+                    future = pool.submit(_run_stage, function, arguments, lane, self.threads, stage.name)
+                    running[future] = (stage, lane)
+                    pending.remove(stage)
+                if not running:
+                    break  # a failure stopped the rest
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    stage, lane = running.pop(future)
+                    free_lanes.append(lane)
+                    free_lanes.sort()
+                    try:
+                        result = future.result()
+                        if "_interrupted" in result:
+                            raise _Interrupt(result["_interrupted"])
+                        results[stage.name] = self._store(stage.name, result)
+                    except BaseException as error:  # noqa: BLE001 - re-raised once the running stages are done
+                        if failure is None:
+                            failure = error
+                            if running:
+                                print(f"{stage.name} stopped ({error}); waiting for the running stages to finish "
+                                      "(their results are kept)", flush=True)
+        if failure is not None:
+            raise failure
+        return results
+
     def elapsed(self) -> float:
         return time.perf_counter() - self.start
+
+
+_LANE = 0  # the progress-bar row of this process (set by `_run_stage`)
+
+
+def _run_stage(function, arguments: tuple, lane: int, threads: int, name: str) -> dict:
+    """A stage in its worker process: the job's thread setting and logging, its own progress-bar row, its time."""
+    global _LANE
+    _LANE = lane
+    _quiet_libraries()
+    torch.set_num_threads(max(1, threads))
+    import hf_av  # noqa: F401  (registers the families and pipelines in this process)
+
+    started = time.perf_counter()
+    result = function(*arguments)
+    result["_seconds"] = round(time.perf_counter() - started, 1)
+    return result
+
+
+def _progress(iterable=None, **kwargs):
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, position=_LANE, leave=True, mininterval=2.0, **kwargs)
+
+
+def _quiet_libraries() -> None:
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    # datasets' torch formatter copies the processors' tensors and warns about it once per clip
+    warnings.filterwarnings("ignore", message="To copy construct from a tensor")
 
 
 class _Interrupt(Exception):
@@ -166,6 +262,8 @@ def build_data(args, out: Path) -> dict:
                 })
         result[split] = str(path)
         result[f"num_{split}"] = len(rows)
+    for split in manifests:  # decoded once here, then read from <out>/cache by every stage
+        clip_tensors(result[split], out, args.workers)
     return result
 
 
@@ -227,8 +325,9 @@ def clip_tensors(path: str, out: Path, workers: int) -> dict:
         "weak_labels": torch.tensor([[float(d in row["weak_labels"]) for d in range(10)] for row in rows]),
     }
     cache.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(tensors, cache.with_suffix(".tmp"))
-    cache.with_suffix(".tmp").replace(cache)
+    temporary = cache.with_suffix(f".{os.getpid()}.tmp")
+    torch.save(tensors, temporary)
+    temporary.replace(cache)
     _TENSORS[path] = tensors
     return tensors
 
@@ -292,8 +391,6 @@ class SwinClassifier(torch.nn.Module):
 
 def _train_classifier(model, inputs, labels, epochs, batch_size, learning_rate, seed, max_steps, desc):
     """A plain, seeded AdamW + cosine loop (so a rerun of the stage gives the same weights)."""
-    from tqdm.auto import tqdm
-
     generator = torch.Generator().manual_seed(seed)
     steps_per_epoch = max(1, len(inputs) // batch_size)
     total = max(1, int(round(epochs * steps_per_epoch)))
@@ -307,7 +404,7 @@ def _train_classifier(model, inputs, labels, epochs, batch_size, learning_rate, 
     losses = []
     order = torch.randperm(len(inputs), generator=generator)
     position = 0
-    for _ in tqdm(range(total), desc=desc, mininterval=2.0):
+    for _ in _progress(range(total), desc=desc):
         if position + batch_size > len(order):
             order, position = torch.randperm(len(inputs), generator=generator), 0
         index = order[position: position + batch_size]
@@ -353,10 +450,6 @@ def pretrain_backbone(args, out: Path, data: dict, modality: str) -> dict:
     correct = _features(model, test_inputs).argmax(-1) == test_labels
     folder = out / "backbones" / ("swinv2" if modality == "visual" else "htsat-audio")
     model.encoder.save_pretrained(folder)
-    # the random frozen towers of baseline (b)
-    torch.manual_seed(args.seed + 1)
-    random = SwinClassifier(22) if modality == "visual" else HtsatClassifier(11)
-    random.encoder.save_pretrained(out / "backbones" / ("swinv2-random" if modality == "visual" else "htsat-random"))
     if modality == "visual":
         half = len(correct) // 2
         accuracy = {"frames_accuracy": float(correct[:half].float().mean()),
@@ -368,6 +461,18 @@ def pretrain_backbone(args, out: Path, data: dict, modality: str) -> dict:
         accuracy = {"audio_accuracy": float(correct.float().mean())}
         print(f"HTS-AT: held-out per-segment accuracy (digit heard or none) {accuracy['audio_accuracy']:.3f}")
     return {"folder": str(folder), **accuracy, **info}
+
+
+def random_backbones(args, out: Path) -> dict:
+    """The randomly initialised frozen towers of baselines (b), written as the pre-trained ones."""
+    folders = {}
+    for key, model_class, labels, name in (("random_visual", SwinClassifier, 22, "swinv2-random"),
+                                           ("random_audio", HtsatClassifier, 11, "htsat-random")):
+        torch.manual_seed(args.seed + 1)
+        folder = out / "backbones" / name
+        model_class(labels).encoder.save_pretrained(folder)
+        folders[key] = str(folder)
+    return folders
 
 
 # ------------------------------------------------------------------------------------------------ fine-tuning
@@ -397,23 +502,32 @@ def initial_folder(kind: str, out: Path, backbones: dict, num_labels_names: list
     return folder
 
 
-class _InterruptAfter:
-    """Trainer callback of `--interrupt-after-steps`: save a checkpoint at step `steps`, then crash."""
+def _trainer_callbacks(name: str, interrupt: int) -> list:
+    """This lane's progress bar for a Trainer run, and the simulated crash of `--interrupt-after-steps` (save a
+    checkpoint at that step, then raise)."""
+    from transformers import TrainerCallback
+    from transformers.trainer_callback import ProgressCallback
 
-    def __new__(cls, steps: int):
-        from transformers import TrainerCallback
+    class LaneProgress(ProgressCallback):
+        def on_train_begin(self, arguments, state, control, **kwargs):
+            self.training_bar = _progress(total=state.max_steps, initial=state.global_step, desc=name)
+            self.current_step = state.global_step
 
-        class Callback(TrainerCallback):
-            def on_step_end(self, arguments, state, control, **kwargs):
-                if state.global_step == steps:
-                    control.should_save = True
-                return control
+        def on_log(self, arguments, state, control, logs=None, **kwargs):
+            if self.training_bar is not None and logs and "loss" in logs:
+                self.training_bar.set_postfix(loss=f"{float(logs['loss']):.4f}", refresh=False)
 
-            def on_save(self, arguments, state, control, **kwargs):
-                if state.global_step >= steps:
-                    raise _Interrupt(f"simulated interruption after step {state.global_step}")
+    class InterruptAfter(TrainerCallback):
+        def on_step_end(self, arguments, state, control, **kwargs):
+            if state.global_step == interrupt:
+                control.should_save = True
+            return control
 
-        return Callback()
+        def on_save(self, arguments, state, control, **kwargs):
+            if state.global_step >= interrupt:
+                raise _Interrupt(f"simulated interruption after step {state.global_step}")
+
+    return [LaneProgress()] + ([InterruptAfter()] if interrupt else [])
 
 
 def finetune(args, out: Path, data: dict, name: str, start: Path, trainable=None, interrupt: int = 0) -> dict:
@@ -444,7 +558,9 @@ def finetune(args, out: Path, data: dict, name: str, start: Path, trainable=None
     )
     if checkpoint:
         print(f"resuming {name} from {checkpoint}")
-    results = _run(job, arguments, interrupt)
+    from hf_av.training import run_training
+
+    results = run_training(job, arguments, callbacks=_trainer_callbacks(name, interrupt))
     for stale in folder.glob("checkpoint-*"):  # the run finished: its checkpoints are no longer needed
         shutil.rmtree(stale, ignore_errors=True)
     trainable_report = results["trainable_parameters"]
@@ -453,27 +569,6 @@ def finetune(args, out: Path, data: dict, name: str, start: Path, trainable=None
     return {"folder": str(folder), "segment_accuracy": results["metrics"]["segment_accuracy"],
             "trainable": trainable_report["trainable"], "total": trainable_report["total"],
             "train_runtime_s": results["train_runtime_s"], "loss_history": results["train_loss_history"]}
-
-
-def _run(job, arguments, interrupt: int) -> dict:
-    """`run_training`, with the simulated crash callback when asked."""
-    from hf_av.training import run_training
-    from hf_av.training import run as run_module
-
-    if not interrupt:
-        return run_training(job, arguments)
-    original = run_module.build_trainer
-
-    def build_with_interrupt(*a, **k):
-        trainer, eval_dataset = original(*a, **k)
-        trainer.add_callback(_InterruptAfter(interrupt))
-        return trainer, eval_dataset
-
-    run_module.build_trainer = build_with_interrupt
-    try:
-        return run_training(job, arguments)
-    finally:
-        run_module.build_trainer = original
 
 
 def linear_probe(args, out: Path, data: dict, backbones: dict) -> dict:
@@ -551,11 +646,9 @@ def avvp(args, out: Path, data: dict, backbones: dict) -> dict:
                                   weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.learning_rate, total_steps=total,
                                                    pct_start=0.1, anneal_strategy="cos")
-    from tqdm.auto import tqdm
-
     model.train()
     order, position = torch.randperm(len(train["weak_labels"]), generator=generator), 0
-    for _ in tqdm(range(total), desc="AVVP (weak labels)", mininterval=2.0):
+    for _ in _progress(range(total), desc="AVVP (weak labels)"):
         if position + args.batch_size > len(order):
             order, position = torch.randperm(len(order), generator=generator), 0
         index = order[position: position + args.batch_size]
@@ -716,69 +809,91 @@ def pipeline_example(folder: str, data: dict) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------ main
+def job_stages(args, out: Path) -> list[Stage]:
+    """The job's stages in order of priority (longest chains first, so the lanes finish together), each with the
+    stages it needs."""
+    def backbones(results):
+        folders = dict(results["random_backbones"])
+        for key, stage in (("visual", "pretrain_visual"), ("audio", "pretrain_audio")):
+            if stage in results:
+                folders[key] = results[stage]["folder"]
+        return folders
+
+    def event_run(kind, name, random=False, trainable=None):
+        def call(results):
+            interrupt = args.interrupt_after_steps if name == "lavish" else 0
+            return event_localization, (args, out, results["data"], backbones(results), kind, name, random,
+                                        trainable, interrupt)
+        return call
+
+    pretrained = ("data", "pretrain_visual", "pretrain_audio", "random_backbones")
+    stages = [
+        Stage("data", "Building AV-Digits-Events and decoding its clips (cached after the first run)",
+              lambda results: (build_data, (args, out))),
+        Stage("pretrain_visual", "Pre-training a small Swin-V2 on the training frames and spectrogram images",
+              lambda results: (pretrain_backbone, (args, out, results["data"], "visual")), ("data",)),
+        Stage("pretrain_audio", "Pre-training a small HTS-AT on the training audio",
+              lambda results: (pretrain_backbone, (args, out, results["data"], "audio")), ("data",)),
+        Stage("random_backbones", "Randomly initialised Swin-V2 and HTS-AT (the frozen towers of baselines (b))",
+              lambda results: (random_backbones, (args, out)), ("data",)),
+        Stage("dg-sct-random", "Baseline (b) for DG-SCT: its modules on random frozen towers",
+              event_run("dg-sct", "dg-sct-random", random=True), ("data", "random_backbones")),
+        Stage("lavish-random", "Baseline (b) for LAVisH: adapters on a random frozen Swin-V2",
+              event_run("lavish", "lavish-random", random=True), ("data", "random_backbones")),
+        Stage("lavish", "LAVisH: adapters + head on the frozen pre-trained Swin-V2", event_run("lavish", "lavish"),
+              pretrained),
+        Stage("dg-sct", "DG-SCT: DG-SCT modules + head on the frozen Swin-V2 and HTS-AT",
+              event_run("dg-sct", "dg-sct"), pretrained),
+    ]
+    if args.avvp:
+        stages.append(Stage("avvp", "DG-SCT AVVP from the weak clip labels only",
+                            lambda results: (avvp, (args, out, results["data"], backbones(results))), pretrained))
+    stages += [
+        Stage("lavish-linear", "Baseline (a) for LAVisH: the frozen Swin-V2 without adapters, per-segment linear head",
+              event_run("lavish", "lavish-linear", trainable=["classifier.*"]), pretrained),
+        Stage("linear-probe", "Baseline (a) for DG-SCT: frozen Swin-V2 + HTS-AT pooled features, per-segment linear "
+              "head", lambda results: (linear_probe, (args, out, results["data"], backbones(results))), pretrained),
+        Stage("timelines", "Event timelines of held-out clips (PNG)",
+              lambda results: (timelines, (out, results["data"], {"LAVisH": results["lavish"]["folder"],
+                                                                  "DG-SCT": results["dg-sct"]["folder"]},
+                                           min(NUM_TIMELINES, results["data"]["num_test"]))),
+              ("data", "lavish", "dg-sct")),
+        Stage("pipeline", "The audio-visual-event-localization pipeline on a held-out clip",
+              lambda results: (pipeline_example, (results["lavish"]["folder"], results["data"])), ("data", "lavish")),
+    ]
+    return stages
+
+
+def event_localization(args, out: Path, data: dict, backbones: dict, kind: str, name: str, random: bool,
+                       trainable, interrupt: int) -> dict:
+    """One LAVisH / DG-SCT event-localisation stage: the start folder around the (pre-trained or random) frozen
+    towers, then the entry point's run."""
+    start = initial_folder(kind, out, backbones, _class_names(data["train"]), random, args.seed)
+    try:
+        return finetune(args, out, data, name, start, trainable=trainable, interrupt=interrupt)
+    except _Interrupt as interruption:  # handed back as a result: the parent raises its own
+        return {"_interrupted": str(interruption)}
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
-    logging.getLogger("transformers").setLevel(logging.ERROR)
-    # datasets' torch formatter copies the processors' tensors and warns about it once per clip
-    warnings.filterwarnings("ignore", message="To copy construct from a tensor")
+    _quiet_libraries()
     torch.set_num_threads(max(1, args.threads))
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     import hf_av  # noqa: F401  (registers the families and pipelines)
 
-    stages = Stages(out, 13 if args.avvp else 12)
+    stages = Stages(out, args.lanes, args.threads)
+    job = job_stages(args, out)
     results: dict = {}
-    data = results["data"] = stages.run("data", "Building AV-Digits-Events (cached after the first run)",
-                                        build_data, args, out)
-    results["pretrain_visual"] = stages.run(
-        "pretrain_visual", "Pre-training a small Swin-V2 on the training frames and spectrogram images",
-        pretrain_backbone, args, out, data, "visual")
-    results["pretrain_audio"] = stages.run("pretrain_audio", "Pre-training a small HTS-AT on the training audio",
-                                           pretrain_backbone, args, out, data, "audio")
-    backbones = {"visual": results["pretrain_visual"]["folder"], "audio": results["pretrain_audio"]["folder"],
-                 "random_visual": str(out / "backbones" / "swinv2-random"),
-                 "random_audio": str(out / "backbones" / "htsat-random")}
-    names = _class_names(data["train"])
-
-    def event_run(kind, name, random=False, trainable=None):
-        def run():
-            start = initial_folder(kind, out, backbones, names, random, args.seed)
-            interrupt = args.interrupt_after_steps if name == "lavish" else 0
-            return finetune(args, out, data, name, start, trainable=trainable, interrupt=interrupt)
-        return run
-
     try:
-        results["lavish"] = stages.run("lavish", "LAVisH: adapters + head on the frozen pre-trained Swin-V2",
-                                       event_run("lavish", "lavish"))
+        stages.run_all(job, results)
     except _Interrupt as interruption:
         print(f"\n{interruption}; run the job again to resume", flush=True)
         return 3
-    results["lavish-linear"] = stages.run(
-        "lavish-linear", "Baseline (a) for LAVisH: the frozen Swin-V2 without adapters, per-segment linear head",
-        event_run("lavish", "lavish-linear", trainable=["classifier.*"]))
-    results["lavish-random"] = stages.run(
-        "lavish-random", "Baseline (b) for LAVisH: adapters on a random frozen Swin-V2",
-        event_run("lavish", "lavish-random", random=True))
-    results["dg-sct"] = stages.run("dg-sct", "DG-SCT: DG-SCT modules + head on the frozen Swin-V2 and HTS-AT",
-                                   event_run("dg-sct", "dg-sct"))
-    results["linear-probe"] = stages.run(
-        "linear-probe", "Baseline (a) for DG-SCT: frozen Swin-V2 + HTS-AT pooled features, per-segment linear head",
-        linear_probe, args, out, data, backbones)
-    results["dg-sct-random"] = stages.run(
-        "dg-sct-random", "Baseline (b) for DG-SCT: its modules on random frozen towers",
-        event_run("dg-sct", "dg-sct-random", random=True))
-    if args.avvp:
-        results["avvp"] = stages.run("avvp", "DG-SCT AVVP from the weak clip labels only", avvp, args, out, data,
-                                     backbones)
-    folders = {"LAVisH": results["lavish"]["folder"], "DG-SCT": results["dg-sct"]["folder"]}
-    results["timelines"] = stages.run("timelines", "Event timelines of held-out clips (PNG)", timelines, out, data,
-                                      folders, min(NUM_TIMELINES, data["num_test"]))
-    results["pipeline"] = stages.run("pipeline", "The audio-visual-event-localization pipeline on a held-out clip",
-                                     pipeline_example, results["lavish"]["folder"], data)
     table, checks = results_table(results)
-    seconds = sum(stages.seconds.values())
-    stages.index += 1
-    print(f"\n[{stages.index}/{stages.total}] Model cards, results table  (t = {stages.elapsed():.0f} s)")
+    seconds = stages.elapsed()
+    print(f"\n[{len(job) + 1}/{len(job) + 1}] Model cards, results table  (t = {seconds:.0f} s)")
     write_cards(results, table, args, seconds)
     results["checks"] = checks
     results["stage_seconds"] = stages.seconds
@@ -791,8 +906,8 @@ def main(argv=None) -> int:
               f"{'met' if check['target'] else 'NOT met'}; above both baselines: "
               f"{'yes' if check['above_baselines'] else 'NO'})")
     print("stage times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in stages.seconds.items()))
-    print(f"total {seconds:.0f} s of stage work; outputs in {out}/ (results.md, results.json, timelines/*.png, "
-          "models/*)")
+    print(f"{seconds:.0f} s wall on {args.lanes} lane(s) of {args.threads} thread(s) ({sum(stages.seconds.values()):.0f} "
+          f"s of stage work); outputs in {out}/ (results.md, results.json, timelines/*.png, models/*)")
     return 0
 
 

@@ -532,7 +532,7 @@ def _background_noise(job: AudioVisualJobArguments, processor):
     )
 
 
-def build_trainer(job: AudioVisualJobArguments, training_args: TrainingArguments):
+def build_trainer(job: AudioVisualJobArguments, training_args: TrainingArguments, callbacks=None):
     """Model, processor, streams, collator and Trainer for `job` (returned with the eval stream)."""
     from hf_av.data import AudioVisualAugmentation, AudioVisualCollator
 
@@ -593,9 +593,21 @@ def build_trainer(job: AudioVisualJobArguments, training_args: TrainingArguments
         # multi-frame processors (video models) keep their clip; only single-frame ones draw a frame
         augmentation=augmentation,
     )
+    _add_callbacks(trainer, callbacks)
     trainer.hf_av_processor = processor
     trainer.hf_av_trainable = trainable
     return trainer, eval_dataset
+
+
+def _add_callbacks(trainer, callbacks) -> None:
+    """Adds `TrainerCallback` classes or instances; one that is a `ProgressCallback` replaces Trainer's own bar."""
+    from transformers.trainer_callback import ProgressCallback
+
+    for callback in callbacks or ():
+        kind = callback if isinstance(callback, type) else type(callback)
+        if issubclass(kind, ProgressCallback):
+            trainer.remove_callback(ProgressCallback)
+        trainer.add_callback(callback)
 
 
 def _one_hot_classes(model, encoder) -> int | None:
@@ -650,12 +662,13 @@ def apply_trainable_policy(model, override: list[str] | None = None):
     return report
 
 
-def run_training(job: AudioVisualJobArguments, training_args: TrainingArguments) -> dict:
-    """Train, evaluate and save; returns the loss history and the evaluation metrics."""
+def run_training(job: AudioVisualJobArguments, training_args: TrainingArguments, callbacks=None) -> dict:
+    """Train, evaluate and save; returns the loss history and the evaluation metrics. `callbacks`: extra
+    `TrainerCallback` classes or instances (a `ProgressCallback` subclass replaces Trainer's progress bar)."""
     from hf_av.data import AudioVisualCollator
 
     task = get_task(job.task)
-    trainer, eval_dataset = build_trainer(job, training_args)
+    trainer, eval_dataset = build_trainer(job, training_args, callbacks)
     train_output = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     metrics: dict = {}
     if eval_dataset is not None:

@@ -202,3 +202,23 @@ def test_resume_reproduces_the_uninterrupted_run(corpus, tmp_path, task, modalit
     assert resumed_losses[-2:] == pytest.approx(straight_losses[-2:], abs=1e-6)
     for (name, a), (_, b) in zip(straight.model.state_dict().items(), resumed.model.state_dict().items()):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=0, msg=name)
+
+
+def test_build_trainer_takes_callbacks_and_a_progress_callback_replaces_trainers_bar(corpus, tmp_path):
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    class Steps(TrainerCallback):
+        pass
+
+    class OwnBar(ProgressCallback):
+        pass
+
+    args = _args(tmp_path, disable_tqdm=False)
+    job = _job(corpus, "pretraining", eval_manifest=None)
+    plain, _ = build_trainer(job, args)
+    kinds = [type(c) for c in plain.callback_handler.callbacks]
+    assert ProgressCallback in kinds and PrinterCallback not in kinds
+    trainer, _ = build_trainer(job, args, callbacks=[Steps, OwnBar()])
+    kinds = [type(c) for c in trainer.callback_handler.callbacks]
+    assert Steps in kinds and OwnBar in kinds
+    assert ProgressCallback not in kinds  # replaced, not doubled
