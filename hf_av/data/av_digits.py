@@ -464,7 +464,10 @@ def _encode_mp4(path: str, frames: np.ndarray, audio: np.ndarray, fps: int, samp
         astream = container.add_stream("aac", rate=sample_rate, layout="mono")
         astream.bit_rate = 64000
         for arr in frames:
-            for packet in vstream.encode(av.VideoFrame.from_ndarray(arr, format="rgb24")):
+            # converted here, not inside the encoder: the encoder's own RGB -> YUV step gave different bytes for the
+            # same frames now and then (every third clip encoded in a process), so builds were not reproducible
+            frame = av.VideoFrame.from_ndarray(arr, format="rgb24").reformat(format="yuv420p")
+            for packet in vstream.encode(frame):
                 container.mux(packet)
         for packet in vstream.encode():
             container.mux(packet)
