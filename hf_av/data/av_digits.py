@@ -464,10 +464,7 @@ def _encode_mp4(path: str, frames: np.ndarray, audio: np.ndarray, fps: int, samp
         astream = container.add_stream("aac", rate=sample_rate, layout="mono")
         astream.bit_rate = 64000
         for arr in frames:
-            # converted here, not inside the encoder: the encoder's own RGB -> YUV step gave different bytes for the
-            # same frames now and then (the third encode of a process, in our runs), so builds were not reproducible
-            frame = av.VideoFrame.from_ndarray(arr, format="rgb24").reformat(format="yuv420p")
-            for packet in vstream.encode(frame):
+            for packet in vstream.encode(av.VideoFrame.from_ndarray(arr, format="rgb24")):
                 container.mux(packet)
         for packet in vstream.encode():
             container.mux(packet)
